@@ -1,0 +1,198 @@
+"""
+Every error this provider raises, in one hierarchy a DAG author can act on.
+
+Our exception hierarchy:
+
+* SeedreamError
+  + SeedreamValidationError       -- refused before any request: nothing was sent or billed.
+  + SeedreamAPIError              -- the API answered with an error (``status``, ``reason``, ``message``).
+    - SeedreamAuthError           -- 401/403, or a key the API refused: fix the connection.
+    - SeedreamBadRequestError     -- 400/404/422: the request itself is wrong; retrying cannot help.
+      · SeedreamContentPolicyError  -- the prompt or a reference image was refused by moderation.
+      · SeedreamBillingError        -- the account has no balance left.
+    - SeedreamRateLimitError      -- 429: images-per-minute limit (``retry_after`` when the API said).
+    - SeedreamServerError         -- 5xx: the service or a gateway failed.
+    - SeedreamResponseError       -- a 2xx whose body is not the documented ``{"images": [...]}``.
+  + SeedreamTransportError        -- no HTTP answer at all.
+    - SeedreamConnectionError     -- could not connect; the request was never sent.
+    - SeedreamTimeoutError        -- sent, but no answer in time: it may already have been billed.
+  + SeedreamDownloadError         -- fetching or storing a generated image failed.
+    - SeedreamLinkNotReadyError   -- the link does not answer yet (a sensor keeps waiting).
+    - SeedreamLinkExpiredError    -- the presigned link expired: generate the image again.
+
+``retryable`` tells whether running the same task again can succeed; the operators turn errors that
+cannot into ``AirflowFailException`` so that they do not spend the task's retries.
+
+This module imports nothing from Airflow, so the request layer stays usable on its own.
+"""
+
+from __future__ import annotations
+
+import json
+
+__all__ = [
+    "SeedreamAPIError",
+    "SeedreamAuthError",
+    "SeedreamBadRequestError",
+    "SeedreamBillingError",
+    "SeedreamConnectionError",
+    "SeedreamContentPolicyError",
+    "SeedreamDownloadError",
+    "SeedreamError",
+    "SeedreamLinkExpiredError",
+    "SeedreamLinkNotReadyError",
+    "SeedreamRateLimitError",
+    "SeedreamResponseError",
+    "SeedreamServerError",
+    "SeedreamTimeoutError",
+    "SeedreamTransportError",
+    "SeedreamValidationError",
+]
+
+MESSAGE_LIMIT = 500
+"""API messages and bodies are cut to this many characters: a gateway's HTML page can be huge."""
+
+
+def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
+class SeedreamError(Exception):
+    """Base class of every error raised by this provider."""
+
+    retryable: bool = True
+
+
+class SeedreamValidationError(SeedreamError, ValueError):
+    """A request broke a documented rule; it was refused before anything was sent."""
+
+    retryable = False
+
+
+class SeedreamAPIError(SeedreamError):
+    """The API answered with an error status."""
+
+    def __init__(self, status: int, reason: str | None, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = truncate(message)
+        super().__init__(self.status, self.reason, self.message)
+
+    def __str__(self) -> str:
+        reason = f" {self.reason}" if self.reason else ""
+        return f"Seedream API error {self.status}{reason}: {self.message}"
+
+
+class SeedreamAuthError(SeedreamAPIError):
+    """The API key is missing, wrong, or not allowed to use this model."""
+
+    retryable = False
+
+
+class SeedreamBadRequestError(SeedreamAPIError):
+    """The API refused the request as invalid; sending it again cannot succeed."""
+
+    retryable = False
+
+
+class SeedreamContentPolicyError(SeedreamBadRequestError):
+    """The prompt or a reference image was refused by content moderation."""
+
+
+class SeedreamBillingError(SeedreamBadRequestError):
+    """The account balance does not cover the request."""
+
+
+class SeedreamRateLimitError(SeedreamAPIError):
+    """Too many images per minute; ``retry_after`` holds the wait the API asked for, in seconds."""
+
+    def __init__(self, status: int, reason: str | None, message: str, retry_after: float | None) -> None:
+        super().__init__(status, reason, message)
+        self.retry_after = retry_after
+
+
+class SeedreamServerError(SeedreamAPIError):
+    """The service or a gateway in front of it failed (5xx)."""
+
+
+class SeedreamResponseError(SeedreamAPIError):
+    """A success status with a body that is not the documented ``{"images": [...]}``."""
+
+    # The generation succeeded and was billed: running it again would pay twice.
+    retryable = False
+
+
+class SeedreamTransportError(SeedreamError):
+    """No HTTP answer was received."""
+
+
+class SeedreamConnectionError(SeedreamTransportError):
+    """The connection could not be made; the request was never sent."""
+
+
+class SeedreamTimeoutError(SeedreamTransportError):
+    """The request was sent but no answer came in time; the generation may already be billed."""
+
+    retryable = False
+
+
+class SeedreamDownloadError(SeedreamError):
+    """A generated image could not be fetched or stored."""
+
+
+class SeedreamLinkNotReadyError(SeedreamDownloadError):
+    """The link does not serve the image yet; waiting may help."""
+
+
+class SeedreamLinkExpiredError(SeedreamDownloadError):
+    """The presigned link has expired; only a new generation can produce the image again."""
+
+    retryable = False
+
+
+_AUTH_REASONS = frozenset({"INVALID_API_KEY", "MISSING_API_KEY", "API_NOT_ALLOWED", "NEED_REAL_NAME_VERIFY"})
+_CONTENT_POLICY_REASONS = frozenset({"ILLEGAL_PROMPT", "ILLEGAL_IMAGE_CONTENT"})
+_BILLING_REASONS = frozenset({"BILLING_BALANCE_NOT_ENOUGH"})
+
+
+def parse_error_body(body: bytes) -> tuple[str | None, str]:
+    """``(reason, message)`` from any error body the API or a gateway sends.
+
+    Known shapes: ``{"code", "reason", "message"}``, ``{"error": {"message", "code"}}``, plain text
+    or an HTML page (returned whole; callers truncate)."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None, text.strip() or "(empty body)"
+    if isinstance(document, dict):
+        inner = document.get("error")
+        details = inner if isinstance(inner, dict) else document
+        reason = details.get("reason") or (
+            details.get("code") if isinstance(details.get("code"), str) else None
+        )
+        message = details.get("message") or details.get("msg") or (inner if isinstance(inner, str) else None)
+        return (str(reason) if reason else None), str(message if message else text)
+    return None, text
+
+
+def api_error(status: int, body: bytes, retry_after: float | None = None) -> SeedreamAPIError:
+    """The exception type a DAG author can act on, for an error status and its body."""
+    reason, message = parse_error_body(body)
+    upper_reason = (reason or "").upper()
+    if status == 401 or upper_reason in _AUTH_REASONS or (status == 403 and not reason):
+        return SeedreamAuthError(status, reason, message)
+    if upper_reason in _CONTENT_POLICY_REASONS:
+        return SeedreamContentPolicyError(status, reason, message)
+    if upper_reason in _BILLING_REASONS:
+        return SeedreamBillingError(status, reason, message)
+    if status == 429:
+        return SeedreamRateLimitError(status, reason, message, retry_after)
+    if status == 403:
+        return SeedreamAuthError(status, reason, message)
+    if 400 <= status < 500:
+        return SeedreamBadRequestError(status, reason, message)
+    if status >= 500:
+        return SeedreamServerError(status, reason, message)
+    return SeedreamResponseError(status, reason, message)

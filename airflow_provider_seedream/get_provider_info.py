@@ -1,0 +1,84 @@
+"""Provider metadata for Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+Plain data, importable without importing the hook: the connection form is declared here, and the
+hook's ``get_ui_field_behaviour`` reads it back for Airflow versions that still ask the hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_BASE_URL = "https://api.novita.ai"
+
+CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
+    "connect_timeout": {
+        "label": "Connect timeout (s)",
+        "description": "Seconds to wait for a connection to the API. Default 10.",
+        "schema": {"type": ["number", "null"], "minimum": 0.1},
+    },
+    "read_timeout": {
+        "label": "Read timeout (s)",
+        "description": "Seconds to wait for a generation to answer; 4K or batch generations take minutes. "
+        "Default 300.",
+        "schema": {"type": ["number", "null"], "minimum": 1},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries after a rate limit (429), a 500/502/503/504 or a failure to connect. "
+        "Default 3.",
+        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+    },
+    "backoff_seconds": {
+        "label": "Backoff base (s)",
+        "description": "First retry waits about this long, doubling each time, with jitter. Default 2.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "max_backoff_seconds": {
+        "label": "Max wait between retries (s)",
+        "description": "Cap on any wait between retries, including one asked for by Retry-After. Default 60.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "retry_on_read_timeout": {
+        "label": "Retry after a read timeout",
+        "description": "A request that timed out may already be generating (and billed); retrying can "
+        "bill twice. Off by default.",
+        "schema": {"type": ["boolean", "null"]},
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-seedream",
+        "name": "Seedream",
+        "description": "Generate images with ByteDance Seedream 4.0 and 4.5 through Novita AI.",
+        "integrations": [
+            {
+                "integration-name": "Seedream",
+                "external-doc-url": "https://novita.ai/docs/api-reference/model-apis-seedream-4.5",
+                "tags": ["ai", "generative-ai", "image-generation"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Seedream", "python-modules": ["airflow_provider_seedream.hooks.seedream"]}
+        ],
+        "operators": [
+            {
+                "integration-name": "Seedream",
+                "python-modules": ["airflow_provider_seedream.operators.seedream"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "seedream",
+                "hook-class-name": "airflow_provider_seedream.hooks.seedream.SeedreamHook",
+                "hook-name": "Seedream (Novita AI)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "API Key", "host": "API base URL"},
+                    "placeholders": {"host": DEFAULT_BASE_URL, "password": "Your Novita AI API key"},
+                },
+                "conn-fields": CONNECTION_EXTRA_FIELDS,
+            }
+        ],
+    }

@@ -1,0 +1,334 @@
+"""
+A local Seedream-compatible API: generation endpoints for every model spec, and the image links.
+
+It validates bodies with the provider's own contract code (``GenerateRequest.from_payload``), answers
+``{"images": [...]}`` with presigned-looking links it serves itself, records every request, and plays
+scripted faults, so DAGs and the provider can be tested without a key or network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from airflow_provider_seedream.exceptions import SeedreamValidationError
+from airflow_provider_seedream.request import GenerateRequest
+from airflow_provider_seedream.specs import MAX_TOTAL_IMAGES, MODEL_SPECS
+from airflow_provider_seedream.testing.images import render_png
+
+PRESET_PIXELS = {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)}
+DEFAULT_SIZE = (2048, 2048)
+EXPIRED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message></Error>"
+)
+HTML_BODY = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    """The parsed JSON body, or the raw bytes when it is not JSON."""
+    received_at: float
+    """``time.monotonic()`` when the request arrived."""
+
+
+@dataclass
+class Fault:
+    """What the next generation request gets instead of (or before) a normal answer."""
+
+    status: int | None = None
+    body: bytes | dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds to wait before answering (or before dropping the connection)."""
+    drop: bool = False
+    """Close the connection without answering."""
+
+
+@dataclass
+class LinkFault:
+    """How the image links of the next generation behave."""
+
+    ready_after: float = 0.0
+    """Links answer 404 for this many seconds after the generation."""
+    expired: bool = False
+    """Links answer 403 with the object store's "Request has expired" XML."""
+    gone: bool = False
+    """Links answer 410."""
+    html: bool = False
+    """Links answer 200 with an HTML page instead of the image."""
+    truncate_at: int | None = None
+    """Links send this many bytes of the image, announced with its full Content-Length, then close."""
+
+
+@dataclass
+class _StoredImage:
+    data: bytes
+    signature: str
+    created: float
+    faults: LinkFault
+    prompt: str
+    downloads: int = 0
+
+
+class SeedreamSandbox:
+    """
+    A Seedream-compatible HTTP server on 127.0.0.1, run in a background thread.
+
+    >>> with SeedreamSandbox(api_key="test-key") as sandbox:
+    ...     sandbox.url  # 'http://127.0.0.1:<port>'
+
+    :param api_key: the Bearer key requests must carry (``None``: accept any).
+    :param image_scale: factor applied to the requested pixel size of the images it serves; tests use a
+        small one (1/64 turns 2048x2048 into 32x32) to stay fast.
+    :param auto_images: images returned in ``auto`` mode when the request sets no ``max_images``.
+    :param item_style: how items of ``images`` look: ``"string"`` (as documented), ``"image_url"`` or
+        ``"url"`` objects (as some responses show).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = "sandbox-key",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        image_scale: float = 1.0,
+        auto_images: int = 3,
+        item_style: str = "string",
+    ) -> None:
+        self.api_key = api_key
+        self.image_scale = image_scale
+        self.auto_images = auto_images
+        self.item_style = item_style
+        self.requests: list[RecordedRequest] = []
+        self._faults: deque[Fault] = deque()
+        self._link_faults: deque[LinkFault] = deque()
+        self._images: dict[str, _StoredImage] = {}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SeedreamSandbox:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="seedream-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SeedreamSandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # Scripting ---------------------------------------------------------------------------------
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        """Answer the next ``times`` generation requests with ``fault``."""
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def fail_next(
+        self,
+        status: int,
+        body: bytes | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        self.inject(Fault(status=status, body=body, headers=headers or {}), times)
+
+    def links_of_next_generation(self, faults: LinkFault) -> None:
+        """Give the image links of the next generation these faults."""
+        with self._lock:
+            self._link_faults.append(faults)
+
+    def add_image(self, data: bytes, faults: LinkFault | None = None, extension: str = "png") -> str:
+        """Serve ``data`` under a new presigned-looking link and return the link."""
+        token = secrets.token_hex(8)
+        image = _StoredImage(data, secrets.token_hex(16), time.monotonic(), faults or LinkFault(), "")
+        with self._lock:
+            self._images[token] = image
+        query = f"X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Expires=3600&X-Tos-Signature={image.signature}"
+        return f"{self.url}/files/{token}.{extension}?{query}"
+
+    def generation_requests(self) -> list[RecordedRequest]:
+        return [request for request in self.requests if request.method == "POST"]
+
+    def downloads_of(self, url: str) -> int:
+        token = urlsplit(url).path.rsplit("/", 1)[-1].split(".")[0]
+        return self._images[token].downloads
+
+    # Handling ------------------------------------------------------------------------------------
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def _generate(self, model: str, body: Any) -> tuple[int, dict[str, Any]]:
+        try:
+            request = GenerateRequest.from_payload(model, body)
+        except SeedreamValidationError as err:
+            return 400, {"code": 400, "reason": "INVALID_REQUEST_BODY", "message": str(err), "metadata": {}}
+        count = 1
+        if request.sequential_image_generation == "auto":
+            count = min(request.max_images or self.auto_images, MAX_TOTAL_IMAGES - len(request.references))
+        width, height = _pixels(request.size)
+        scaled = (max(1, round(width * self.image_scale)), max(1, round(height * self.image_scale)))
+        with self._lock:
+            link_faults = self._link_faults.popleft() if self._link_faults else LinkFault()
+        urls = []
+        for index in range(count):
+            data = render_png(scaled[0], scaled[1], request.prompt, index)
+            url = self.add_image(data, link_faults)
+            self._images[_token(url)].prompt = request.prompt
+            urls.append(url)
+        items: list[Any] = urls if self.item_style == "string" else [{self.item_style: url} for url in urls]
+        return 200, {"images": items}
+
+
+def _token(url: str) -> str:
+    return urlsplit(url).path.rsplit("/", 1)[-1].split(".")[0]
+
+
+def _pixels(size: str | None) -> tuple[int, int]:
+    if size is None:
+        return DEFAULT_SIZE
+    if size.upper() in PRESET_PIXELS:
+        return PRESET_PIXELS[size.upper()]
+    width, height = size.lower().split("x")
+    return int(width), int(height)
+
+
+def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "SeedreamSandbox/1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: tests read ``sandbox.requests`` instead."""
+
+        def _send(
+            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _send_json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(document).encode(), "application/json", headers)
+
+        def _error(self, status: int, reason: str, message: str) -> None:
+            self._send_json(status, {"code": status, "reason": reason, "message": message, "metadata": {}})
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw
+            sandbox.requests.append(
+                RecordedRequest("POST", self.path, dict(self.headers.items()), body, time.monotonic())
+            )
+            fault = sandbox._next_fault()
+            if fault:
+                time.sleep(fault.delay)
+                if fault.drop:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault.status is not None:
+                    payload = (
+                        fault.body
+                        if fault.body is not None
+                        else {"code": fault.status, "message": "injected"}
+                    )
+                    if isinstance(payload, dict):
+                        self._send_json(fault.status, payload, fault.headers)
+                    else:
+                        self._send(
+                            fault.status,
+                            payload,
+                            fault.headers.get("Content-Type", "text/html"),
+                            fault.headers,
+                        )
+                    return
+            authorization = self.headers.get("Authorization")
+            if sandbox.api_key is not None and not authorization:
+                return self._error(401, "MISSING_API_KEY", "missing Authorization header")
+            if sandbox.api_key is not None and authorization != f"Bearer {sandbox.api_key}":
+                return self._error(401, "INVALID_API_KEY", "invalid API key")
+            path = urlsplit(self.path).path
+            model = next((spec.name for spec in MODEL_SPECS.values() if spec.path == path), None)
+            if model is None:
+                return self._error(404, "NOT_FOUND", f"no such endpoint: {path}")
+            if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+                return self._error(400, "INVALID_REQUEST_BODY", "Content-Type must be application/json")
+            status, document = sandbox._generate(model, body)
+            self._send_json(status, document)
+
+        def do_GET(self) -> None:
+            sandbox.requests.append(
+                RecordedRequest("GET", self.path, dict(self.headers.items()), None, time.monotonic())
+            )
+            parts = urlsplit(self.path)
+            if not parts.path.startswith("/files/"):
+                return self._send(404, b"not found", "text/plain")
+            with sandbox._lock:
+                image = sandbox._images.get(_token(self.path))
+            signature = parse_qs(parts.query).get("X-Tos-Signature", [""])[0]
+            if image is None:
+                return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+            faults = image.faults
+            if faults.expired or signature != image.signature:
+                return self._send(403, EXPIRED_BODY, "application/xml")
+            if faults.gone:
+                return self._send(410, b"gone", "text/plain")
+            if time.monotonic() - image.created < faults.ready_after:
+                return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+            if faults.html:
+                return self._send(200, HTML_BODY, "text/html; charset=utf-8")
+            image.downloads += 1
+            etag = hashlib.md5(image.data).hexdigest()
+            if faults.truncate_at is not None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(image.data)))
+                self.end_headers()
+                self.wfile.write(image.data[: faults.truncate_at])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self._send(200, image.data, "image/png", {"ETag": f'"{etag}"'})
+
+    return Handler
+
+
+__all__ = ["Fault", "LinkFault", "RecordedRequest", "SeedreamSandbox"]

@@ -1,0 +1,83 @@
+"""Test session setup: a private AIRFLOW_HOME with a migrated SQLite DB, and a sandbox API server.
+
+The environment is set before anything imports Airflow, which reads its configuration at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="seedream-airflow-home-"))
+# dag.test() parses the whole dags folder on every call: keep it to the few test DAGs.
+DAGS_FOLDER = Path(__file__).parent / "dags"
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+    }
+)
+
+import pytest  # noqa: E402
+
+from airflow_provider_seedream.testing import SeedreamSandbox  # noqa: E402
+
+API_KEY = "sk-test-7f3a9c1e5b"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated metadata DB for dag.test(), and Airflow's log redaction as a deployment has it."""
+    from airflow.sdk.log import configure_logging
+    from airflow.utils import db
+
+    db.resetdb()
+    configure_logging()
+    return _HOME
+
+
+@pytest.fixture
+def run_dag(airflow_db, connection):
+    """Run a DAG from tests/dags with dag.test() against the sandbox; returns the DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    def run(dag_id: str, **test_kwargs):
+        dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag(dag_id)
+        assert dag is not None, f"no DAG {dag_id} in {DAGS_FOLDER}"
+        return dag.test(**test_kwargs)
+
+    return run
+
+
+@pytest.fixture
+def sandbox():
+    with SeedreamSandbox(api_key=API_KEY, image_scale=1 / 64) as server:
+        yield server
+
+
+@pytest.fixture
+def connection(sandbox, monkeypatch):
+    """The default connection, pointing at the sandbox, with fast retries."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEEDREAM_DEFAULT",
+        json_connection(sandbox.url, extra={"backoff_seconds": 0.01, "max_backoff_seconds": 2}),
+    )
+    return sandbox
+
+
+def json_connection(host: str, password: str = API_KEY, extra: dict | None = None) -> str:
+    return json.dumps({"conn_type": "seedream", "host": host, "password": password, "extra": extra or {}})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def memory_object_store():
+    """Airflow registers no ``memory://`` filesystem by itself; attach fsspec's, as a user would."""
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    return attach(protocol="memory", fs=MemoryFileSystem())

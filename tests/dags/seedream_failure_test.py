@@ -1,0 +1,17 @@
+"""Failures: a templated size that renders invalid, and API errors, with retries configured."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+
+with DAG(
+    "seedream_failure_test",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    params={"size": "2K"},
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=0)},
+):
+    SeedreamGenerateOperator(task_id="gen", prompt="a red bicycle", size="{{ params.size }}")

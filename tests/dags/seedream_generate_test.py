@@ -1,0 +1,26 @@
+"""The README's DAG, both models: generation results go downstream over XCom."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+
+with DAG("seedream_generate_test", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    gen = SeedreamGenerateOperator(task_id="gen", prompt="a red bicycle, {{ ds }}", size="2560x1440")
+    gen_40 = SeedreamGenerateOperator(
+        task_id="gen_40",
+        model="seedream-4.0",
+        prompt="a storyboard of a bicycle ride",
+        size="2K",
+        sequential_image_generation="auto",
+        max_images=3,
+        watermark=False,
+    )
+
+    @task
+    def count(urls: list[str], more: list[str]) -> int:
+        return len(urls) + len(more)
+
+    count(gen.output, gen_40.output)

@@ -1,0 +1,376 @@
+"""SeedreamHook against a real local server speaking the documented contract."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import socket
+import time
+
+import pytest
+from conftest import API_KEY, json_connection
+from PIL import Image
+
+from airflow_provider_seedream.exceptions import (
+    SeedreamAuthError,
+    SeedreamBadRequestError,
+    SeedreamBillingError,
+    SeedreamConnectionError,
+    SeedreamContentPolicyError,
+    SeedreamRateLimitError,
+    SeedreamResponseError,
+    SeedreamServerError,
+    SeedreamTimeoutError,
+    SeedreamValidationError,
+)
+from airflow_provider_seedream.hooks.seedream import SeedreamHook, base_url_from_connection
+from airflow_provider_seedream.testing import Fault
+
+
+def png(path, width=64, height=48):
+    Image.new("RGB", (width, height), (10, 120, 200)).save(path, format="PNG")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TestRequests:
+    def test_seedream_45_request_is_exactly_the_documented_one(self, connection):
+        urls = SeedreamHook().generate(
+            "a red bicycle",
+            size="2560x1440",
+            images=["https://cdn.example.com/bike.png"],
+            sequential_image_generation="auto",
+            max_images=3,
+            watermark=False,
+            optimize_prompt_mode="standard",
+        )
+        (request,) = connection.requests
+        assert request.path == "/v3/seedream-4.5"
+        assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.body == {
+            "prompt": "a red bicycle",
+            "size": "2560x1440",
+            "image": ["https://cdn.example.com/bike.png"],
+            "sequential_image_generation": "auto",
+            "sequential_image_generation_options": {"max_images": 3},
+            "watermark": False,
+            "optimize_prompt_options": {"mode": "standard"},
+        }
+        assert len(urls) == 3 and all(url.startswith(f"{connection.url}/files/") for url in urls)
+
+    def test_seedream_40_request_is_exactly_the_documented_one(self, connection):
+        SeedreamHook().generate(
+            "storyboard",
+            model="seedream-4.0",
+            size="1K",
+            images=["https://x.example/a.jpg"],
+            sequential_image_generation="auto",
+            max_images=2,
+        )
+        (request,) = connection.requests
+        assert request.path == "/v3/seedream-4.0"
+        assert request.body == {
+            "prompt": "storyboard",
+            "size": "1K",
+            "images": ["https://x.example/a.jpg"],
+            "sequential_image_generation": "auto",
+            "max_images": 2,
+        }
+
+    @pytest.mark.parametrize("style", ["image_url", "url"])
+    def test_object_items_are_read(self, connection, style):
+        connection.item_style = style
+        urls = SeedreamHook().generate("p", sequential_image_generation="auto", max_images=2)
+        assert len(urls) == 2 and all(url.startswith("http://127.0.0.1") for url in urls)
+
+    def test_session_is_reused(self, connection):
+        hook = SeedreamHook()
+        hook.generate("one")
+        hook.generate("two")
+        assert hook.get_conn() is hook.get_conn()
+        assert len(connection.generation_requests()) == 2
+
+    def test_local_and_object_storage_references_are_inlined(self, connection, tmp_path):
+        from airflow.sdk import ObjectStoragePath
+
+        local = png(tmp_path / "local.bin", 40, 30)  # the extension is irrelevant: content decides
+        stored = ObjectStoragePath("memory://refs/stored.png")
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_bytes(png(tmp_path / "s.png", 30, 40).read_bytes())
+        SeedreamHook().generate(
+            "edit", images=[str(local), f"file://{local}", stored, local, "https://x.example/u.png"]
+        )
+        body = connection.requests[0].body
+        inline = "data:image/png;base64," + base64.b64encode(local.read_bytes()).decode()
+        assert body["image"] == [
+            inline,
+            inline,
+            "data:image/png;base64," + base64.b64encode(stored.read_bytes()).decode(),
+            inline,
+            "https://x.example/u.png",
+        ]
+
+
+class TestNothingInvalidIsSent:
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            ({"size": "1K"}, "size='1K' is not valid for seedream-4.5"),
+            ({"model": "seedream-4.0", "images": ["https://x/a.png"] * 11}, "11 references"),
+            ({"sequential_image_generation": "auto", "max_images": 16}, "max_images=16 is outside 1..15"),
+            ({"images": ["/definitely/missing.png"]}, "no such file"),
+            ({"images": ["ftp://host/a.png"]}, "unsupported scheme 'ftp'"),
+            ({"images": ["data:image/png;base64,bm90IGFuIGltYWdl"]}, "the content is not an image"),
+        ],
+    )
+    def test_refused_before_any_request(self, connection, arguments, message):
+        with pytest.raises(SeedreamValidationError, match=message):
+            SeedreamHook().generate("p", **arguments)
+        assert connection.requests == []
+
+    def test_text_file_reference_is_refused(self, connection, tmp_path):
+        text = tmp_path / "notes.png"
+        text.write_text("not an image at all")
+        with pytest.raises(SeedreamValidationError, match=r"notes.png'?: the content is not an image"):
+            SeedreamHook().generate("p", images=[str(text)])
+        assert connection.requests == []
+
+    def test_oversized_reference_is_refused_without_reading_it_whole(self, connection, tmp_path):
+        big = tmp_path / "big.png"
+        big.write_bytes(png(tmp_path / "b.png").read_bytes() + b"\0" * (11 * 1024 * 1024))
+        with pytest.raises(SeedreamValidationError, match="over the 10,485,760-byte limit"):
+            SeedreamHook().generate("p", model="seedream-4.0", images=[str(big)])
+        assert connection.requests == []
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("status", "body", "kind", "text"),
+        [
+            (
+                400,
+                {"code": 400, "reason": "INVALID_REQUEST_BODY", "message": "bad size"},
+                SeedreamBadRequestError,
+                "Seedream API error 400 INVALID_REQUEST_BODY: bad size",
+            ),
+            (
+                400,
+                {"code": 400, "reason": "ILLEGAL_PROMPT", "message": "refused"},
+                SeedreamContentPolicyError,
+                "ILLEGAL_PROMPT",
+            ),
+            (
+                400,
+                {"code": 400, "reason": "ILLEGAL_IMAGE_CONTENT", "message": "no"},
+                SeedreamContentPolicyError,
+                "no",
+            ),
+            (
+                400,
+                {"code": 400, "reason": "BILLING_BALANCE_NOT_ENOUGH", "message": "top up"},
+                SeedreamBillingError,
+                "top up",
+            ),
+            (
+                401,
+                {"error": {"message": "Invalid API key", "code": 401}},
+                SeedreamAuthError,
+                "Invalid API key",
+            ),
+            (
+                403,
+                {"code": 403, "reason": "API_NOT_ALLOWED", "message": "no access"},
+                SeedreamAuthError,
+                "API_NOT_ALLOWED",
+            ),
+            (404, b"<html><body>Not Found</body></html>", SeedreamBadRequestError, "404"),
+        ],
+    )
+    def test_errors_are_typed_and_never_retried(self, connection, status, body, kind, text):
+        connection.fail_next(status, body)
+        with pytest.raises(kind, match=text) as info:
+            SeedreamHook().generate("p")
+        assert info.value.status == status
+        assert info.value.retryable is False
+        assert len(connection.requests) == 1
+
+    def test_gateway_html_is_truncated(self, connection):
+        page = b"<html><body>" + b"Bad gateway " * 400 + b"</body></html>"
+        connection.fail_next(502, page, times=4)
+        with pytest.raises(SeedreamServerError) as info:
+            SeedreamHook().generate("p")
+        assert info.value.status == 502
+        assert len(info.value.message) < 600 and "more characters]" in info.value.message
+
+    def test_empty_image_list_is_an_error(self, connection):
+        connection.fail_next(200, {"images": []})
+        with pytest.raises(SeedreamResponseError, match="non-empty 'images' list"):
+            SeedreamHook().generate("p")
+        assert len(connection.requests) == 1
+
+    def test_success_without_json_is_an_error(self, connection):
+        connection.fail_next(200, b"<html>ok</html>")
+        with pytest.raises(SeedreamResponseError, match="INVALID_RESPONSE"):
+            SeedreamHook().generate("p")
+
+
+class TestRetries:
+    def test_server_errors_are_retried_with_backoff(self, connection, capfd):
+        for status in (500, 502, 503):
+            connection.fail_next(status)
+        urls = SeedreamHook().generate("p")
+        assert len(urls) == 1
+        assert len(connection.requests) == 4
+        assert "retry 3 of 3" in capfd.readouterr().out
+
+    def test_attempts_are_bounded(self, connection):
+        connection.fail_next(504, times=10)
+        with pytest.raises(SeedreamServerError, match="504"):
+            SeedreamHook().generate("p")
+        assert len(connection.requests) == 4  # one try and max_retries=3 retries
+
+    def test_max_retries_comes_from_the_connection(self, sandbox, monkeypatch):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT",
+            json_connection(sandbox.url, extra={"max_retries": 1, "backoff_seconds": 0}),
+        )
+        sandbox.fail_next(503, times=5)
+        with pytest.raises(SeedreamServerError):
+            SeedreamHook().generate("p")
+        assert len(sandbox.requests) == 2
+
+    def test_retry_after_seconds_is_honoured(self, connection):
+        connection.fail_next(
+            429,
+            {"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": "slow down"},
+            headers={"Retry-After": "1"},
+        )
+        SeedreamHook().generate("p")
+        first, second = connection.requests
+        assert second.received_at - first.received_at >= 1.0
+
+    def test_retry_after_http_date_is_honoured(self, connection):
+        when = email.utils.formatdate(time.time() + 2, usegmt=True)
+        connection.fail_next(429, headers={"Retry-After": when})
+        SeedreamHook().generate("p")
+        first, second = connection.requests
+        assert second.received_at - first.received_at >= 0.9
+
+    def test_retry_after_is_capped(self, sandbox, monkeypatch):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, extra={"max_backoff_seconds": 0.2})
+        )
+        sandbox.fail_next(429, headers={"Retry-After": "3600"})
+        started = time.monotonic()
+        SeedreamHook().generate("p")
+        assert time.monotonic() - started < 5
+
+    def test_rate_limit_error_carries_retry_after(self, connection):
+        connection.fail_next(429, headers={"Retry-After": "0"}, times=4)
+        with pytest.raises(SeedreamRateLimitError) as info:
+            SeedreamHook().generate("p")
+        assert info.value.retry_after == 0 and info.value.retryable
+
+    def test_failure_to_connect_is_retried(self, monkeypatch, capfd):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT",
+            json_connection(f"http://127.0.0.1:{free_port()}", extra={"backoff_seconds": 0.01}),
+        )
+        with pytest.raises(SeedreamConnectionError, match="Could not connect"):
+            SeedreamHook().generate("p")
+        assert capfd.readouterr().out.count("Seedream request failed") == 3
+
+    def test_read_timeout_is_not_retried(self, sandbox, monkeypatch):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, extra={"read_timeout": 0.5})
+        )
+        sandbox.inject(Fault(delay=1.5))
+        with pytest.raises(SeedreamTimeoutError, match="may still run and be billed") as info:
+            SeedreamHook().generate("p")
+        assert info.value.retryable is False
+        assert len(sandbox.requests) == 1
+
+    def test_read_timeout_is_retried_when_opted_in(self, connection):
+        connection.inject(Fault(delay=1.5))
+        urls = SeedreamHook().generate("p", timeout=0.5, retry_on_read_timeout=True)
+        assert len(urls) == 1 and len(connection.requests) == 2
+
+    def test_connection_dropped_after_sending_is_not_retried(self, connection):
+        connection.inject(Fault(drop=True))
+        with pytest.raises(SeedreamTimeoutError, match="broke after the request was sent"):
+            SeedreamHook().generate("p")
+        assert len(connection.requests) == 1
+
+
+class TestConnection:
+    @pytest.mark.parametrize(
+        ("host", "port", "expected"),
+        [
+            (None, None, "https://api.novita.ai"),
+            ("", None, "https://api.novita.ai"),
+            ("http://127.0.0.1:8080/", None, "http://127.0.0.1:8080"),
+            ("api.example.com", None, "https://api.example.com"),
+            ("api.example.com", 8443, "https://api.example.com:8443"),
+        ],
+    )
+    def test_base_url(self, host, port, expected):
+        assert base_url_from_connection(host, port) == expected
+
+    def test_test_connection_accepts_a_good_key_without_generating(self, connection):
+        ok, message = SeedreamHook().test_connection()
+        assert ok, message
+        (request,) = connection.requests
+        assert request.body == {}
+        assert connection._images == {}  # nothing was generated
+
+    def test_test_connection_reports_a_bad_key(self, sandbox, monkeypatch):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, password="wrong-key-123")
+        )
+        ok, message = SeedreamHook().test_connection()
+        assert not ok and "401" in message and "INVALID_API_KEY" in message
+
+    def test_test_connection_reports_an_unreachable_host(self, monkeypatch):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(f"http://127.0.0.1:{free_port()}")
+        )
+        ok, message = SeedreamHook().test_connection()
+        assert not ok and "Could not reach" in message
+
+    def test_bad_extra_is_named(self, sandbox, monkeypatch):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, extra={"max_retries": "many"})
+        )
+        with pytest.raises(SeedreamValidationError, match="connection extra max_retries='many'"):
+            SeedreamHook().generate("p")
+
+    def test_ui_field_behaviour(self):
+        behaviour = SeedreamHook.get_ui_field_behaviour()
+        assert behaviour["hidden_fields"] == ["schema", "port", "login"]
+        assert behaviour["relabeling"]["password"] == "API Key"
+        assert behaviour["placeholders"]["host"] == "https://api.novita.ai"
+
+
+class TestSecrets:
+    def test_key_never_shows(self, sandbox, monkeypatch, caplog, capfd):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, password="sk-wrong-5d1f0a")
+        )
+        hook = SeedreamHook()
+        with caplog.at_level(logging.DEBUG), pytest.raises(SeedreamAuthError) as info:
+            hook.generate("p")
+        seen = caplog.text + "".join(capfd.readouterr()) + repr(hook) + str(info.value) + repr(info.value)
+        assert "sk-wrong-5d1f0a" not in seen
+
+    def test_key_is_registered_with_the_secret_masker(self, connection):
+        from airflow.sdk._shared.secrets_masker import redact
+
+        SeedreamHook().generate("p")
+        assert API_KEY not in str(redact(f"the key is {API_KEY}"))

@@ -1,0 +1,63 @@
+"""Provider registration: the metadata validates against Airflow's schema and Airflow finds the hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_seedream.get_provider_info import get_provider_info
+
+
+def test_provider_info_validates_against_airflows_schema():
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_entry_point_is_registered():
+    (entry,) = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_seedream")
+    ]
+    assert entry.load()() == get_provider_info()
+
+
+def test_providers_manager_discovers_hook_and_form():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    manager = ProvidersManager()
+    assert "airflow-provider-seedream" in manager.providers
+    hook = ProvidersManagerTaskRuntime().hooks["seedream"]
+    assert hook.hook_class_name == "airflow_provider_seedream.hooks.seedream.SeedreamHook"
+    assert hook.connection_id_attribute_name == "seedream_conn_id"
+    behaviour = manager.field_behaviours["seedream"]
+    assert behaviour["hidden_fields"] == ["schema", "port", "login"]
+    assert behaviour["relabeling"]["password"] == "API Key"
+    assert behaviour["placeholders"]["host"] == "https://api.novita.ai"
+    widgets = manager.connection_form_widgets
+    assert {
+        "extra__seedream__read_timeout",
+        "extra__seedream__max_retries",
+        "extra__seedream__retry_on_read_timeout",
+    } <= set(widgets)
+
+
+def test_airflow_providers_list_shows_the_provider():
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
+    listing = next(line for line in result.stdout.splitlines() if line.startswith("[{"))
+    names = [provider["package_name"] for provider in json.loads(listing)]
+    assert "airflow-provider-seedream" in names
