@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import os
 import random
 import time
-from dataclasses import dataclass
+import uuid
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 import requests
 from airflow.sdk import BaseHook
 
-from airflow_provider_seedream._redact import redact_url
+from airflow_provider_seedream._imageinfo import read_image_info, sniff_format
+from airflow_provider_seedream._redact import redact_url, strip_query
 from airflow_provider_seedream.exceptions import (
     SeedreamAuthError,
     SeedreamConnectionError,
+    SeedreamDownloadError,
     SeedreamError,
     SeedreamRateLimitError,
     SeedreamResponseError,
@@ -25,6 +32,7 @@ from airflow_provider_seedream.exceptions import (
     api_error,
 )
 from airflow_provider_seedream.get_provider_info import DEFAULT_BASE_URL, get_provider_info
+from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES, ERROR_BODY_PREFIX, link_failure
 from airflow_provider_seedream.request import (
     GenerateRequest,
     Reference,
@@ -37,9 +45,30 @@ from airflow_provider_seedream.specs import DEFAULT_MODEL, MODEL_SPECS
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Connection
+    from airflow.sdk import Connection, ObjectStoragePath
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+SNIFF_BYTES = 64 * 1024
+"""Enough of an image's start to know its format and, for all but odd JPEGs, its pixel size."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One downloaded image: a manifest entry."""
+
+    source: str
+    """The link without its query string, so without its signature."""
+    location: str
+    sha256: str
+    bytes: int
+    content_type: str
+    width: int | None
+    height: int | None
+    stored_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -201,6 +230,76 @@ class SeedreamHook(BaseHook):
         )
         return urls
 
+    def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
+        """
+        Stream the image at ``url`` into ``path`` and return where it was stored.
+
+        ``path`` is a local path, an object-storage URI (``s3://...``, ``file://...``) or an
+        ``ObjectStoragePath``; ``{ext}`` in it is replaced by the extension of the actual content. The
+        body must be an image by content. It is written under a temporary name beside the target and
+        renamed when complete, so a failed download never leaves anything at ``path``.
+
+        :raises SeedreamLinkNotReadyError: the link answers 404: not available yet.
+        :raises SeedreamLinkExpiredError: the link has expired (403 "Request has expired"/AccessDenied, 410).
+        :raises SeedreamDownloadError: any other failure, including a body that is not an image or is cut off.
+        """
+        return self.download_image(url, path).location
+
+    def download_image(
+        self,
+        url: str,
+        path: str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        max_bytes: int | None = None,
+        not_ready_statuses: Collection[int] = DEFAULT_NOT_READY_STATUSES,
+    ) -> StoredImage:
+        """:meth:`download`, returning the stored image's details (size, sha256, pixel size...).
+
+        :param max_bytes: refuse bodies larger than this.
+        :param not_ready_statuses: statuses meaning "not available yet" (default 404).
+        """
+        where = redact_url(url)
+        settings = self.settings
+        try:
+            response = self._download_session.get(
+                url, stream=True, timeout=(settings.connect_timeout, settings.read_timeout)
+            )
+        except requests.RequestException as err:
+            raise SeedreamDownloadError(f"Could not fetch {where}: {_root_cause(err)}") from None
+        with response:
+            if response.status_code != 200:
+                raise link_failure(
+                    response.status_code, response.raw.read(ERROR_BODY_PREFIX), url, not_ready_statuses
+                )
+            body = _CheckedBody(response, where, max_bytes)
+            if sniff_format(body.head) is None:
+                raise SeedreamDownloadError(
+                    f"{where} did not return an image: Content-Type "
+                    f"{response.headers.get('Content-Type', 'none')}, body starts {body.head[:48]!r}"
+                )
+            info = read_image_info(body.head)
+            target, location = _storage_target(path, info.extension if info else "bin")
+            write_atomically(target, body)
+        from airflow.sdk.lineage import get_hook_lineage_collector
+
+        get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
+        self.log.info("Stored %s (%d bytes) at %s", where, body.size, location)
+        return StoredImage(
+            source=strip_query(url),
+            location=location,
+            sha256=body.sha256.hexdigest(),
+            bytes=body.size,
+            content_type=info.media_type if info else response.headers.get("Content-Type", ""),
+            width=info.width if info else None,
+            height=info.height if info else None,
+            stored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+
+    @cached_property
+    def _download_session(self) -> requests.Session:
+        """Image links are presigned: they must never receive the API key."""
+        return requests.Session()
+
     def test_connection(self) -> tuple[bool, str]:
         """
         Check the base URL and key without generating (or billing) anything.
@@ -334,6 +433,102 @@ def transport_error(err: requests.RequestException, url: str, timeout: tuple[flo
             "the generation may still run and be billed"
         )
     return SeedreamConnectionError(f"Request to {where} failed: {type(err).__name__}")
+
+
+class _CheckedBody:
+    """A response body as chunks: counted and hashed on the way, refused when it breaks the limits
+    or is cut off. ``head`` is its first bytes, read ahead to tell the format."""
+
+    def __init__(self, response: requests.Response, where: str, max_bytes: int | None) -> None:
+        self._chunks = response.iter_content(DOWNLOAD_CHUNK_BYTES)
+        self._where, self._max_bytes = where, max_bytes
+        self._declared = _declared_length(response)
+        if max_bytes is not None and self._declared is not None and self._declared > max_bytes:
+            raise SeedreamDownloadError(f"{where} is {self._declared:,} bytes, over max_bytes={max_bytes:,}")
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self._head_chunks: list[bytes] = []
+        for chunk in self._checked(self._chunks):
+            self._head_chunks.append(chunk)
+            if self.size >= SNIFF_BYTES:
+                break
+        self.head = b"".join(self._head_chunks)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._head_chunks
+        yield from self._checked(self._chunks)
+        if self._declared is not None and self.size != self._declared:
+            raise SeedreamDownloadError(
+                f"{self._where} sent {self.size:,} of its {self._declared:,} bytes; the transfer was cut off"
+            )
+
+    def _checked(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        try:
+            for chunk in chunks:
+                self.size += len(chunk)
+                if self._max_bytes is not None and self.size > self._max_bytes:
+                    raise SeedreamDownloadError(f"{self._where} is over max_bytes={self._max_bytes:,}")
+                self.sha256.update(chunk)
+                yield chunk
+        except requests.RequestException as err:
+            raise SeedreamDownloadError(
+                f"The transfer of {self._where} broke after {self.size:,} bytes ({_root_cause(err)})"
+            ) from None
+
+
+def _declared_length(response: requests.Response) -> int | None:
+    """Content-Length, when it counts the bytes we will see (no content encoding)."""
+    if response.headers.get("Content-Encoding", "identity") != "identity":
+        return None
+    try:
+        return int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def as_storage_path(value: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePath:
+    """An ObjectStoragePath for a URI, a local path, or an ObjectStoragePath (kept with its conn_id)."""
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(value, ObjectStoragePath):
+        return value
+    text = os.fspath(value)
+    if "://" in text:
+        return ObjectStoragePath(text)
+    return ObjectStoragePath(Path(text).expanduser().resolve().as_uri())
+
+
+def _storage_target(
+    path: str | os.PathLike[str] | ObjectStoragePath, extension: str
+) -> tuple[ObjectStoragePath, str]:
+    """The final storage path with ``{ext}`` filled in, and the location to report for it: a plain
+    path for a local path given plainly, the URI otherwise."""
+    if hasattr(path, "protocol"):
+        target = type(path)(str(path).replace("{ext}", extension), conn_id=path.conn_id)
+        return target, str(target)
+    text = os.fspath(path).replace("{ext}", extension)
+    target = as_storage_path(text)
+    return target, (str(target) if "://" in text else target.path)
+
+
+def write_atomically(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to a temporary sibling of ``target`` and move it into place once complete.
+
+    Whatever fails, including the chunks' own iterator, the temporary object is removed and ``target``
+    is left as it was: a reader never sees a partial file or object at the final path. The file system
+    is used directly so that lineage never reports the temporary name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.part"
+    fs = target.fs
+    try:
+        with fs.open(temporary.path, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        fs.mv(temporary.path, target.path)
+    except BaseException:
+        if fs.exists(temporary.path):
+            fs.rm(temporary.path)
+        raise
 
 
 def _never_sent(err: requests.ConnectionError) -> bool:

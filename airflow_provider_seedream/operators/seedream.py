@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+import posixpath
+import re
+import string
+from collections.abc import Collection, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from airflow_provider_seedream.exceptions import SeedreamError
-from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream._redact import redact_url, strip_query
+from airflow_provider_seedream.exceptions import (
+    SeedreamDownloadError,
+    SeedreamError,
+    SeedreamLinkNotReadyError,
+    SeedreamValidationError,
+)
+from airflow_provider_seedream.hooks.seedream import SeedreamHook, as_storage_path, write_atomically
+from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.request import build_request
 from airflow_provider_seedream.specs import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
+
+DEFAULT_FILENAME = "{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}"
+FILENAME_FIELDS = frozenset({"dag_id", "run_id", "task_id", "map_index", "index", "ext"})
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def _is_literal(value: Any) -> bool:
@@ -116,3 +133,203 @@ class SeedreamGenerateOperator(BaseOperator):
             return hook.generate(**self._request_arguments(), timeout=self.request_timeout)
         except SeedreamError as err:
             raise _without_retries_if_hopeless(err) from err
+
+
+class SeedreamDownloadOperator(BaseSensorOperator):
+    """
+    Wait until generated image links can be fetched, then stream the images into storage.
+
+    Returns (XCom) the stored locations, in the order of ``urls``. Beside the images it writes a JSON
+    manifest (the filename pattern with ``{index}`` as ``manifest`` and ``{ext}`` as ``json``) listing,
+    per image, the link without its signature, sha256, bytes, content type, pixel size, location and
+    time. Images the manifest already lists for the same links are not fetched again, whether on the
+    next poke, after a reschedule or on a retry.
+
+    A link answering 404 (or another of ``not_ready_statuses``) is not ready: the sensor keeps poking
+    until ``timeout``. An expired link (403 "Request has expired"/AccessDenied, or 410) fails the task
+    at once, without retries: only a new generation can produce the image. Any other failure fails
+    with the status and the start of the body.
+
+    :param urls: one link, a list, or an upstream ``XComArg`` such as ``gen.output`` (templated). A list
+        of lists, as a mapped generation returns, is flattened.
+    :param destination: a local folder, a URI (``file://``, ``s3://bucket/prefix``, ``gs://...``), or an
+        ``ObjectStoragePath`` (templated).
+    :param filename: the name pattern below ``destination`` (templated). Fields: ``{dag_id}``,
+        ``{run_id}``, ``{task_id}``, ``{map_index}`` (0 when not mapped), ``{index}`` (position in
+        ``urls``) and ``{ext}`` (from the content). Default
+        ``{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}``, so a rerun overwrites.
+    :param max_bytes: refuse images larger than this many bytes.
+    :param not_ready_statuses: statuses that mean "not available yet" (default ``(404,)``).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    """
+
+    template_fields: Sequence[str] = ("urls", "destination", "filename")
+    ui_color = "#e6f4ea"
+
+    def __init__(
+        self,
+        *,
+        urls: str | Sequence[str],
+        destination: str | os.PathLike[str] | ObjectStoragePath,
+        filename: str | None = None,
+        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        max_bytes: int | None = None,
+        not_ready_statuses: Collection[int] = DEFAULT_NOT_READY_STATUSES,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.urls = urls
+        self.destination = destination
+        self.filename = filename or DEFAULT_FILENAME
+        self.seedream_conn_id = seedream_conn_id
+        self.max_bytes = max_bytes
+        self.not_ready_statuses = tuple(not_ready_statuses)
+        self.deferrable = deferrable
+        if _is_literal(self.filename):
+            _check_filename_fields(self.filename)
+
+    def execute(self, context: Context) -> list[str] | None:
+        if not self.deferrable:
+            return super().execute(context)
+        return self._store_or_defer(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[str] | None:
+        """Resume on a worker after the trigger fired: store the images, or fail as the trigger said."""
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(event["message"])
+        if event["status"] == "expired":
+            raise AirflowFailException(event["message"])
+        if event["status"] == "error":
+            raise SeedreamDownloadError(event["message"])
+        return self._store_or_defer(context)
+
+    def _store_or_defer(self, context: Context) -> list[str] | None:
+        result = self.poke(context)
+        if result:
+            return result.xcom_value
+        from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
+
+        self.defer(
+            trigger=SeedreamLinksTrigger(
+                self._url_list(),
+                poll_interval=self.poke_interval,
+                timeout=self.timeout,
+                not_ready_statuses=list(self.not_ready_statuses),
+                connect_timeout=SeedreamHook(self.seedream_conn_id).settings.connect_timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        urls = self._url_list()
+        hook = SeedreamHook(seedream_conn_id=self.seedream_conn_id)
+        fields = _filename_fields(context)
+        if len(urls) > 1 and "{index}" not in self.filename:
+            raise AirflowFailException(
+                f"filename={self.filename!r} needs {{index}}: there are {len(urls)} links"
+            )
+        manifest_path = as_storage_path(
+            _join(
+                self.destination, _render_name(self.filename, {**fields, "index": "manifest", "ext": "json"})
+            )
+        )
+        stored = _already_stored(manifest_path, urls)
+        stored_before = len(stored)
+        for index, url in enumerate(urls):
+            if index in stored:
+                continue
+            target = _join(self.destination, _render_name(self.filename, {**fields, "index": str(index)}))
+            try:
+                image = hook.download_image(
+                    url, target, max_bytes=self.max_bytes, not_ready_statuses=self.not_ready_statuses
+                )
+            except SeedreamLinkNotReadyError as err:
+                self.log.info("%s", err)
+                continue
+            except SeedreamError as err:
+                raise _without_retries_if_hopeless(err) from err
+            stored[index] = {"index": index, **image.to_dict()}
+        if len(stored) > stored_before:
+            document = {"images": [stored[index] for index in sorted(stored)]}
+            write_atomically(manifest_path, [json.dumps(document, indent=2).encode()])
+        self.log.info("%d of %d images stored", len(stored), len(urls))
+        if len(stored) < len(urls):
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(
+            is_done=True, xcom_value=[stored[index]["location"] for index in range(len(urls))]
+        )
+
+    def _url_list(self) -> list[str]:
+        items: list[Any] = [self.urls] if isinstance(self.urls, str) else list(self.urls)
+        urls = [url for item in items for url in (item if isinstance(item, (list, tuple)) else [item])]
+        for index, url in enumerate(urls):
+            if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+                raise AirflowFailException(f"urls[{index}]={redact_url(str(url))!r} is not an http(s) URL")
+        if not urls:
+            raise AirflowFailException("urls is empty: there is nothing to download")
+        return urls
+
+
+def _filename_fields(context: Context) -> dict[str, str]:
+    ti = context["ti"]
+    values = {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": str(max(ti.map_index if ti.map_index is not None else -1, 0)),
+    }
+    return {name: _UNSAFE_NAME_CHARACTERS.sub("_", value) for name, value in values.items()}
+
+
+def _check_filename_fields(pattern: str) -> None:
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    except ValueError as err:
+        raise SeedreamValidationError(f"filename={pattern!r} is not a valid pattern: {err}") from None
+    if unknown := fields - FILENAME_FIELDS:
+        raise SeedreamValidationError(
+            f"filename={pattern!r} uses unknown fields {sorted(unknown)}; use {sorted(FILENAME_FIELDS)}"
+        )
+
+
+def _render_name(pattern: str, fields: dict[str, str]) -> str:
+    """The relative name for ``fields`` (``{ext}`` kept when not given), refused if it leaves the
+    destination."""
+    _check_filename_fields(pattern)
+    name = pattern.format_map({"ext": "{ext}", **fields})
+    normal = posixpath.normpath(name)
+    if "\\" in name or name.startswith("/") or normal == ".." or normal.startswith("../") or "://" in name:
+        raise SeedreamValidationError(
+            f"filename={pattern!r} gives {name!r}, which is outside the destination"
+        )
+    return normal
+
+
+def _join(destination: str | os.PathLike[str] | ObjectStoragePath, name: str) -> Any:
+    """``destination/name``, keeping the destination's kind (plain path, URI or ObjectStoragePath)."""
+    if hasattr(destination, "protocol"):
+        return destination / name  # type: ignore[operator]
+    text = os.fspath(destination)
+    return f"{text.rstrip('/')}/{name}" if "://" in text else os.path.join(text, name)
+
+
+def _already_stored(manifest_path: ObjectStoragePath, urls: list[str]) -> dict[int, dict[str, Any]]:
+    """Manifest entries for these very links whose files still exist."""
+    if not manifest_path.exists():
+        return {}
+    try:
+        entries = json.loads(manifest_path.read_text())["images"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    sources = [strip_query(url) for url in urls]
+    return {
+        entry["index"]: entry
+        for entry in entries
+        if isinstance(entry, dict)
+        and isinstance(entry.get("index"), int)
+        and entry["index"] < len(urls)
+        and entry.get("source") == sources[entry["index"]]
+        and as_storage_path(entry["location"]).exists()
+    }

@@ -80,6 +80,7 @@ class _StoredImage:
     created: float
     faults: LinkFault
     prompt: str
+    content_type: str = "image/png"
     downloads: int = 0
 
 
@@ -166,10 +167,20 @@ class SeedreamSandbox:
         with self._lock:
             self._link_faults.append(faults)
 
-    def add_image(self, data: bytes, faults: LinkFault | None = None, extension: str = "png") -> str:
+    def add_image(
+        self,
+        data: bytes,
+        faults: LinkFault | None = None,
+        *,
+        extension: str = "png",
+        content_type: str = "image/png",
+        prompt: str = "",
+    ) -> str:
         """Serve ``data`` under a new presigned-looking link and return the link."""
         token = secrets.token_hex(8)
-        image = _StoredImage(data, secrets.token_hex(16), time.monotonic(), faults or LinkFault(), "")
+        image = _StoredImage(
+            data, secrets.token_hex(16), time.monotonic(), faults or LinkFault(), prompt, content_type
+        )
         with self._lock:
             self._images[token] = image
         query = f"X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Expires=3600&X-Tos-Signature={image.signature}"
@@ -179,8 +190,10 @@ class SeedreamSandbox:
         return [request for request in self.requests if request.method == "POST"]
 
     def downloads_of(self, url: str) -> int:
-        token = urlsplit(url).path.rsplit("/", 1)[-1].split(".")[0]
-        return self._images[token].downloads
+        return self._images[_token(url)].downloads
+
+    def image_bytes(self, url: str) -> bytes:
+        return self._images[_token(url)].data
 
     # Handling ------------------------------------------------------------------------------------
 
@@ -203,9 +216,7 @@ class SeedreamSandbox:
         urls = []
         for index in range(count):
             data = render_png(scaled[0], scaled[1], request.prompt, index)
-            url = self.add_image(data, link_faults)
-            self._images[_token(url)].prompt = request.prompt
-            urls.append(url)
+            urls.append(self.add_image(data, link_faults, prompt=request.prompt))
         items: list[Any] = urls if self.item_style == "string" else [{self.item_style: url} for url in urls]
         return 200, {"images": items}
 
@@ -319,14 +330,14 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
             etag = hashlib.md5(image.data).hexdigest()
             if faults.truncate_at is not None:
                 self.send_response(200)
-                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Type", image.content_type)
                 self.send_header("Content-Length", str(len(image.data)))
                 self.end_headers()
                 self.wfile.write(image.data[: faults.truncate_at])
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self._send(200, image.data, "image/png", {"ETag": f'"{etag}"'})
+            self._send(200, image.data, image.content_type, {"ETag": f'"{etag}"'})
 
     return Handler
 

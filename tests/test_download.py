@@ -1,0 +1,318 @@
+"""Downloading generated images: the hook's streaming writer, the sensor, and the deferrable trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import time
+
+import pytest
+from PIL import Image
+
+from airflow_provider_seedream.exceptions import (
+    SeedreamDownloadError,
+    SeedreamLinkExpiredError,
+    SeedreamLinkNotReadyError,
+    SeedreamValidationError,
+)
+from airflow_provider_seedream.hooks.seedream import DOWNLOAD_CHUNK_BYTES, SNIFF_BYTES, SeedreamHook
+from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+from airflow_provider_seedream.testing import LinkFault
+from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
+
+
+def jpeg(width=120, height=80) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (250, 200, 10)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def noisy_png(width, height) -> bytes:
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
+class TestHookDownload:
+    def test_streams_byte_exact_and_names_by_content(self, connection, tmp_path):
+        data = jpeg()
+        url = connection.add_image(data, extension="png", content_type="application/octet-stream")
+        image = SeedreamHook().download_image(url, tmp_path / "out" / "hero.{ext}")
+        assert image.location == str(tmp_path / "out" / "hero.jpg")
+        assert (tmp_path / "out" / "hero.jpg").read_bytes() == data
+        assert image.sha256 == hashlib.sha256(data).hexdigest()
+        assert (image.bytes, image.width, image.height, image.content_type) == (
+            len(data),
+            120,
+            80,
+            "image/jpeg",
+        )
+        assert "X-Tos-Signature" not in image.source and image.source.endswith(".png")
+        assert leftovers(tmp_path) == ["out/hero.jpg"]
+
+    def test_download_returns_the_location(self, connection, tmp_path):
+        url = connection.add_image(jpeg())
+        assert SeedreamHook().download(url, str(tmp_path / "a.{ext}")) == str(tmp_path / "a.jpg")
+
+    def test_links_never_receive_the_api_key(self, connection, tmp_path):
+        SeedreamHook().download(connection.add_image(jpeg()), tmp_path / "a.jpg")
+        (get,) = [request for request in connection.requests if request.method == "GET"]
+        assert "Authorization" not in get.headers
+
+    def test_object_storage_destinations(self, connection, tmp_path):
+        from airflow.sdk import ObjectStoragePath
+
+        data = jpeg()
+        url = connection.add_image(data)
+        location = SeedreamHook().download(url, "memory://bucket/images/x.{ext}")
+        assert location == "memory://bucket/images/x.jpg"
+        assert ObjectStoragePath(location).read_bytes() == data
+        location = SeedreamHook().download(url, f"file://{tmp_path}/y.{{ext}}")
+        assert location == f"file://{tmp_path}/y.jpg" and (tmp_path / "y.jpg").read_bytes() == data
+
+    def test_an_existing_file_is_replaced(self, connection, tmp_path):
+        (tmp_path / "a.jpg").write_bytes(b"old")
+        data = jpeg()
+        SeedreamHook().download(connection.add_image(data), tmp_path / "a.{ext}")
+        assert (tmp_path / "a.jpg").read_bytes() == data and leftovers(tmp_path) == ["a.jpg"]
+
+    @pytest.mark.parametrize(
+        ("faults", "error", "message"),
+        [
+            (LinkFault(ready_after=60), SeedreamLinkNotReadyError, r"is not available yet \(HTTP 404\)"),
+            (LinkFault(expired=True), SeedreamLinkExpiredError, r"has expired \(HTTP 403\)"),
+            (LinkFault(gone=True), SeedreamLinkExpiredError, r"has expired \(HTTP 410\)"),
+            (LinkFault(html=True), SeedreamDownloadError, "did not return an image: Content-Type text/html"),
+            (LinkFault(truncate_at=300), SeedreamDownloadError, "broke after 0 bytes"),
+        ],
+    )
+    def test_failures_leave_nothing_at_the_final_path(self, connection, tmp_path, faults, error, message):
+        url = connection.add_image(jpeg(400, 300), faults)
+        with pytest.raises(error, match=message) as info:
+            SeedreamHook().download(url, tmp_path / "a.{ext}")
+        assert leftovers(tmp_path) == []
+        assert "X-Tos-Signature=" not in str(info.value) or "REDACTED" in str(info.value)
+
+    def test_body_cut_off_mid_stream_leaves_no_file(self, connection, tmp_path):
+        data = noisy_png(1000, 1000)
+        assert len(data) * 2 // 3 > DOWNLOAD_CHUNK_BYTES + SNIFF_BYTES  # a partial temporary file is written
+        url = connection.add_image(data, LinkFault(truncate_at=len(data) * 2 // 3))
+        with pytest.raises(SeedreamDownloadError, match=r"broke after [0-9,]+ bytes"):
+            SeedreamHook().download(url, tmp_path / "a.{ext}")
+        assert leftovers(tmp_path) == []
+
+    def test_expired_link_is_not_retryable(self, connection, tmp_path):
+        with pytest.raises(SeedreamLinkExpiredError) as info:
+            SeedreamHook().download(connection.add_image(jpeg(), LinkFault(expired=True)), tmp_path / "a.jpg")
+        assert info.value.retryable is False
+        assert "must be generated again" in str(info.value)
+
+    def test_other_errors_carry_status_and_body(self, connection, tmp_path):
+        url = connection.add_image(jpeg()).replace("X-Tos-Signature=", "X-Tos-Signature=forged")
+        url = url.replace("/files/", "/nothing/")
+        with pytest.raises(SeedreamLinkNotReadyError):
+            SeedreamHook().download(url, tmp_path / "a.jpg")
+        forged = connection.add_image(jpeg()).split("X-Tos-Signature=")[0] + "X-Tos-Signature=forged"
+        with pytest.raises(SeedreamLinkExpiredError):  # the object store's AccessDenied
+            SeedreamHook().download(forged, tmp_path / "a.jpg")
+
+    def test_max_bytes(self, connection, tmp_path):
+        data = jpeg(800, 600)
+        url = connection.add_image(data)
+        with pytest.raises(SeedreamDownloadError, match=f"{len(data):,} bytes, over max_bytes=1,000"):
+            SeedreamHook().download_image(url, tmp_path / "a.jpg", max_bytes=1000)
+        assert leftovers(tmp_path) == []
+        SeedreamHook().download_image(url, tmp_path / "a.jpg", max_bytes=len(data))
+
+    def test_signatures_are_redacted_in_logs(self, connection, tmp_path, capfd):
+        url = connection.add_image(jpeg())
+        signature = url.split("X-Tos-Signature=")[1]
+        SeedreamHook().download(url, tmp_path / "a.jpg")
+        with pytest.raises(SeedreamLinkExpiredError):
+            SeedreamHook().download(connection.add_image(jpeg(), LinkFault(expired=True)), tmp_path / "b.jpg")
+        output = capfd.readouterr().out
+        assert "Stored" in output and "X-Tos-Signature=REDACTED" in output
+        assert signature not in output
+
+
+class TestFilenames:
+    @pytest.mark.parametrize("pattern", ["../{index}.{ext}", "/etc/{index}.{ext}", "a/../../{index}.{ext}"])
+    def test_names_cannot_escape_the_destination(self, pattern):
+        from airflow_provider_seedream.operators.seedream import _render_name
+
+        with pytest.raises(SeedreamValidationError, match="outside the destination"):
+            _render_name(
+                pattern, {"index": "0", "dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "0"}
+            )
+
+    def test_unknown_fields_are_refused_when_built(self):
+        with pytest.raises(SeedreamValidationError, match=r"unknown fields \['name'\]"):
+            SeedreamDownloadOperator(
+                task_id="s", urls="https://x/a.png", destination="/tmp", filename="{name}.{ext}"
+            )
+
+
+class TestTrigger:
+    def test_serialize_round_trip_holds_no_secret(self):
+        trigger = SeedreamLinksTrigger(
+            ["https://x.example/a.png?X-Tos-Signature=abc"],
+            poll_interval=1.5,
+            timeout=30,
+            not_ready_statuses=[404, 409],
+        )
+        classpath, kwargs = trigger.serialize()
+        module, name = classpath.rsplit(".", 1)
+        rebuilt = getattr(__import__(module, fromlist=[name]), name)(**kwargs)
+        assert rebuilt.serialize() == (classpath, kwargs)
+        assert json.loads(json.dumps(kwargs)) == kwargs  # plain data only
+        assert "password" not in json.dumps(kwargs) and "Bearer" not in json.dumps(kwargs)
+
+    @staticmethod
+    def first_event(trigger):
+        async def run():
+            async for event in trigger.run():
+                return event.payload
+
+        return asyncio.run(run())
+
+    def test_waits_for_links_to_appear(self, sandbox):
+        urls = [sandbox.add_image(jpeg(), LinkFault(ready_after=1.0)), sandbox.add_image(jpeg())]
+        started = time.monotonic()
+        assert self.first_event(SeedreamLinksTrigger(urls, poll_interval=0.2, timeout=10)) == {
+            "status": "ready"
+        }
+        assert 1.0 <= time.monotonic() - started < 5
+
+    def test_expired_fires_at_once(self, sandbox):
+        urls = [
+            sandbox.add_image(jpeg(), LinkFault(ready_after=60)),
+            sandbox.add_image(jpeg(), LinkFault(expired=True)),
+        ]
+        started = time.monotonic()
+        event = self.first_event(SeedreamLinksTrigger(urls, poll_interval=0.2, timeout=30))
+        assert event["status"] == "expired" and "generated again" in event["message"]
+        assert "REDACTED" in event["message"]
+        assert time.monotonic() - started < 2
+
+    def test_times_out(self, sandbox):
+        urls = [sandbox.add_image(jpeg(), LinkFault(ready_after=60))]
+        event = self.first_event(SeedreamLinksTrigger(urls, poll_interval=0.2, timeout=0.6))
+        assert event["status"] == "timeout" and "1 of 1 links were still not available" in event["message"]
+
+    def test_same_not_ready_codes_as_the_sensor(self, sandbox):
+        urls = [sandbox.add_image(jpeg(), LinkFault(gone=True))]
+        event = self.first_event(
+            SeedreamLinksTrigger(urls, poll_interval=0.2, timeout=0.6, not_ready_statuses=[410])
+        )
+        assert event["status"] == "timeout"
+
+
+def stored_files(run_dir):
+    return sorted(path.name for path in run_dir.iterdir())
+
+
+class TestDagRuns:
+    @pytest.mark.parametrize("dag_id", ["seedream_download_test", "seedream_download_deferrable_test"])
+    def test_generate_then_store_locally(self, run_dag, connection, tmp_path, dag_id):
+        connection.links_of_next_generation(LinkFault(ready_after=1.5))
+        dag_run = run_dag(dag_id, run_conf={"destination": str(tmp_path)})
+        assert dag_run.state == "success"
+        urls = dag_run.get_task_instance("gen").xcom_pull(task_ids="gen")
+        locations = dag_run.get_task_instance("store").xcom_pull(task_ids="store")
+        assert len(locations) == 3
+        for index, (url, location) in enumerate(zip(urls, locations, strict=True)):
+            assert location.endswith(f"/store/0-{index}.png") and location.startswith(str(tmp_path / dag_id))
+            with open(location, "rb") as handle:
+                assert handle.read() == connection.image_bytes(url)
+            assert connection.downloads_of(url) == (1 if "deferrable" not in dag_id else 2)  # +1: the probe
+        run_dir = (tmp_path / locations[0]).parent
+        assert stored_files(run_dir) == ["0-0.png", "0-1.png", "0-2.png", "0-manifest.json"]
+        manifest = json.loads((run_dir / "0-manifest.json").read_text())["images"]
+        assert [entry["location"] for entry in manifest] == locations
+        assert [entry["source"] for entry in manifest] == [url.split("?")[0] for url in urls]
+        assert manifest[0]["width"] == 32 and manifest[0]["content_type"] == "image/png"
+        assert manifest[0]["sha256"] == hashlib.sha256(connection.image_bytes(urls[0])).hexdigest()
+
+    def test_generate_then_store_in_object_storage(self, run_dag, connection):
+        from airflow.sdk import ObjectStoragePath
+
+        dag_run = run_dag("seedream_download_test", run_conf={"destination": "memory://assets/seedream/"})
+        assert dag_run.state == "success"
+        urls = dag_run.get_task_instance("gen").xcom_pull(task_ids="gen")
+        locations = dag_run.get_task_instance("store").xcom_pull(task_ids="store")
+        assert all(
+            location.startswith("memory://assets/seedream/seedream_download_test/") for location in locations
+        )
+        assert [ObjectStoragePath(location).read_bytes() for location in locations] == [
+            connection.image_bytes(url) for url in urls
+        ]
+
+    def test_expired_links_fail_fast_without_retries(self, run_dag, connection, tmp_path, capfd):
+        connection.links_of_next_generation(LinkFault(expired=True))
+        started = time.monotonic()
+        dag_run = run_dag("seedream_download_test", run_conf={"destination": str(tmp_path)})
+        assert dag_run.state == "failed"
+        assert time.monotonic() - started < 15  # the sensor's timeout is 20 s
+        assert dag_run.get_task_instance("store").try_number == 1
+        assert "has expired (HTTP 403)" in capfd.readouterr().out
+        assert leftovers(tmp_path) == []
+
+    def test_html_instead_of_an_image_fails(self, run_dag, connection, tmp_path, capfd):
+        connection.links_of_next_generation(LinkFault(html=True))
+        dag_run = run_dag("seedream_download_test", run_conf={"destination": str(tmp_path)})
+        assert dag_run.state == "failed"
+        assert "did not return an image: Content-Type text/html" in capfd.readouterr().out
+        assert leftovers(tmp_path) == []
+
+    def test_deferred_expiry_fails_fast(self, run_dag, connection, tmp_path, capfd):
+        connection.links_of_next_generation(LinkFault(expired=True))
+        dag_run = run_dag("seedream_download_deferrable_test", run_conf={"destination": str(tmp_path)})
+        assert dag_run.state == "failed"
+        assert dag_run.get_task_instance("store").try_number == 1
+        assert "has expired" in capfd.readouterr().out
+
+    def test_no_signature_in_logs(self, run_dag, connection, tmp_path, capfd):
+        dag_run = run_dag("seedream_download_test", run_conf={"destination": str(tmp_path)})
+        urls = dag_run.get_task_instance("gen").xcom_pull(task_ids="gen")
+        output = capfd.readouterr().out
+        assert "Stored" in output
+        for url in urls:
+            assert url.split("X-Tos-Signature=")[1] not in output
+
+
+class TestRerun:
+    def test_rerun_overwrites_instead_of_duplicating(self, connection, tmp_path, airflow_db):
+        """The same task instance poked twice with new links stores the same names."""
+        from types import SimpleNamespace
+
+        context = {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)}
+        first = [connection.add_image(jpeg(50, 50)), connection.add_image(jpeg(60, 60))]
+        operator = SeedreamDownloadOperator(task_id="t", urls=first, destination=str(tmp_path))
+        assert operator.poke(context).xcom_value == [
+            str(tmp_path / "d/r/t/0-0.jpg"),
+            str(tmp_path / "d/r/t/0-1.jpg"),
+        ]
+        assert operator.poke(context)  # the manifest says both are stored: nothing fetched again
+        assert [connection.downloads_of(url) for url in first] == [1, 1]
+        second = [connection.add_image(jpeg(70, 70)), connection.add_image(jpeg(80, 80))]
+        operator.urls = second
+        operator.poke(context)
+        assert leftovers(tmp_path) == ["d/r/t/0-0.jpg", "d/r/t/0-1.jpg", "d/r/t/0-manifest.json"]
+        assert (tmp_path / "d/r/t/0-1.jpg").read_bytes() == connection.image_bytes(second[1])
+
+
+def test_hook_lineage_sees_the_stored_image_only(connection, tmp_path, mocker):
+    from airflow.sdk.lineage import HookLineageCollector
+
+    collector = HookLineageCollector()
+    # Airflow enables the collector only when a lineage-reader plugin is installed; install none, use it.
+    mocker.patch("airflow.sdk.lineage.get_hook_lineage_collector", return_value=collector)
+    SeedreamHook().download(connection.add_image(jpeg()), f"file://{tmp_path}/a.{{ext}}")
+    assert [info.asset.uri for info in collector.collected_assets.outputs] == [f"file://{tmp_path}/a.jpg"]
