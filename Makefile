@@ -6,7 +6,7 @@ PY_VERSION = $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sy
 CONSTRAINTS = constraints/airflow-$(AIRFLOW_VERSION)-py$(PY_VERSION).txt
 INSTALLED := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: test install clean
+.PHONY: test demo install clean
 
 install: $(INSTALLED)
 
@@ -20,5 +20,9 @@ $(INSTALLED): pyproject.toml $(wildcard constraints/*.txt)
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest
 
+# The marketing example DAG end to end; SEEDREAM_API_KEY=... uses the real API instead of the sandbox.
+demo: $(INSTALLED)
+	$(VENV)/bin/python scripts/demo.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .demo

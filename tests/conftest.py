@@ -11,8 +11,13 @@ import tempfile
 from pathlib import Path
 
 _HOME = Path(tempfile.mkdtemp(prefix="seedream-airflow-home-"))
-# dag.test() parses the whole dags folder on every call: keep it to the few test DAGs.
-DAGS_FOLDER = Path(__file__).parent / "dags"
+REPOSITORY = Path(__file__).parent.parent
+# dag.test() runs only DAGs found in the dags folder, and parses all of it on every call: it holds the
+# test DAGs and the example DAGs, linked in place so that their data files stay beside them.
+DAGS_FOLDER = _HOME / "dags"
+DAGS_FOLDER.mkdir()
+(DAGS_FOLDER / "tests").symlink_to(Path(__file__).parent / "dags")
+(DAGS_FOLDER / "examples").symlink_to(REPOSITORY / "example_dags")
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME),
@@ -25,9 +30,9 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
-from airflow_provider_seedream.testing import SeedreamSandbox  # noqa: E402
+from airflow_provider_seedream.testing import SANDBOX_API_KEY, SeedreamSandbox  # noqa: E402
 
-API_KEY = "sk-test-7f3a9c1e5b"
+API_KEY = SANDBOX_API_KEY
 
 
 @pytest.fixture(scope="session")
@@ -56,18 +61,15 @@ def run_dag(airflow_db, connection):
 
 @pytest.fixture
 def sandbox():
-    with SeedreamSandbox(api_key=API_KEY, image_scale=1 / 64) as server:
+    """A sandbox with no connection pointing at it: tests set their own."""
+    with SeedreamSandbox(api_key=API_KEY, image_scale=1 / 32) as server:
         yield server
 
 
 @pytest.fixture
-def connection(sandbox, monkeypatch):
-    """The default connection, pointing at the sandbox, with fast retries."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SEEDREAM_DEFAULT",
-        json_connection(sandbox.url, extra={"backoff_seconds": 0.01, "max_backoff_seconds": 2}),
-    )
-    return sandbox
+def connection(seedream_sandbox):
+    """The plugin's sandbox, which DAG authors get too: ``seedream_default`` points at it."""
+    return seedream_sandbox
 
 
 def json_connection(host: str, password: str = API_KEY, extra: dict | None = None) -> str:

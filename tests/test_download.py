@@ -237,7 +237,7 @@ class TestDagRuns:
         manifest = json.loads((run_dir / "0-manifest.json").read_text())["images"]
         assert [entry["location"] for entry in manifest] == locations
         assert [entry["source"] for entry in manifest] == [url.split("?")[0] for url in urls]
-        assert manifest[0]["width"] == 32 and manifest[0]["content_type"] == "image/png"
+        assert manifest[0]["width"] == 2048 // 32 and manifest[0]["content_type"] == "image/png"
         assert manifest[0]["sha256"] == hashlib.sha256(connection.image_bytes(urls[0])).hexdigest()
 
     def test_generate_then_store_in_object_storage(self, run_dag, connection):

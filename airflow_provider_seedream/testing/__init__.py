@@ -1,5 +1,16 @@
-"""A local Seedream-compatible sandbox, for testing DAGs without an API key or network."""
+"""A local Seedream-compatible sandbox, for testing DAGs without an API key or network.
 
-from airflow_provider_seedream.testing.server import Fault, LinkFault, RecordedRequest, SeedreamSandbox
+``SeedreamSandbox`` is the server; the pytest plugin's ``seedream_sandbox`` fixture starts one per test
+and points the ``seedream_default`` connection at it; ``python -m airflow_provider_seedream.testing``
+runs one standalone.
+"""
 
-__all__ = ["Fault", "LinkFault", "RecordedRequest", "SeedreamSandbox"]
+from airflow_provider_seedream.testing.server import (
+    SANDBOX_API_KEY,
+    Fault,
+    LinkFault,
+    RecordedRequest,
+    SeedreamSandbox,
+)
+
+__all__ = ["SANDBOX_API_KEY", "Fault", "LinkFault", "RecordedRequest", "SeedreamSandbox"]

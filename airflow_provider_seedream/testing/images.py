@@ -1,34 +1,38 @@
-"""Real PNG images for the sandbox, written with the standard library alone."""
+"""Sandbox images: real PNGs of the requested pixel size that show the prompt that made them."""
 
 from __future__ import annotations
 
 import hashlib
-import struct
-import zlib
+import io
+import textwrap
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def render_png(width: int, height: int, prompt: str, index: int = 0) -> bytes:
-    """An RGB PNG of ``width`` x ``height``: a colour derived from the prompt, with ``index + 1`` dark
-    bands so images of one batch differ."""
+def render_png(width: int, height: int, prompt: str, index: int = 0, count: int = 1) -> bytes:
+    """A ``width`` x ``height`` PNG: a colour derived from the prompt, the prompt's text, and which
+    image of the batch it is, so a person can tell which prompt made which image."""
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError as err:  # pragma: no cover - the testing extra installs Pillow
+        raise ImportError(
+            "The Seedream sandbox draws its images with Pillow: "
+            "pip install 'airflow-provider-seedream[testing]'"
+        ) from err
     digest = hashlib.sha256(prompt.encode()).digest()
-    colour = bytes(digest[:3])
-    dark = bytes(channel // 3 for channel in colour)
-    bands = index + 1
-    row_light = b"\x00" + colour * width
-    band_row = bytearray(row_light)
-    stripe = max(1, width // (2 * bands + 1))
-    for band in range(bands):
-        start = 1 + 3 * stripe * (2 * band + 1)
-        band_row[start : start + 3 * stripe] = dark * stripe
-    raw = bytes(band_row[: len(row_light)]) * height
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(raw, 1))
-        + _chunk(b"IEND", b"")
+    background = (digest[0] // 2 + 32, digest[1] // 2 + 32, digest[2] // 2 + 32)
+    image = Image.new("RGB", (width, height), background)
+    font_size = max(8, min(width, height * 2) // 24)
+    margin = max(2, font_size // 2)
+    columns = max(8, int((width - 2 * margin) / (font_size * 0.55)))
+    lines = textwrap.wrap(prompt, columns)[: max(1, (height - 2 * margin) // (font_size + 4) - 1)]
+    caption = "\n".join([*lines, f"image {index + 1} of {count} - {width}x{height}"])
+    draw = ImageDraw.Draw(image)
+    draw.multiline_text(
+        (margin, margin),
+        caption,
+        font=ImageFont.load_default(size=font_size),
+        fill=(255, 255, 255),
+        spacing=4,
     )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

@@ -24,6 +24,9 @@ from airflow_provider_seedream.request import GenerateRequest
 from airflow_provider_seedream.specs import MAX_TOTAL_IMAGES, MODEL_SPECS
 from airflow_provider_seedream.testing.images import render_png
 
+SANDBOX_API_KEY = "sk-sandbox-0f3c9a7e51"
+"""The key the sandbox expects by default; it is no real key."""
+
 PRESET_PIXELS = {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)}
 DEFAULT_SIZE = (2048, 2048)
 EXPIRED_BODY = (
@@ -101,7 +104,7 @@ class SeedreamSandbox:
 
     def __init__(
         self,
-        api_key: str | None = "sandbox-key",
+        api_key: str | None = SANDBOX_API_KEY,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -215,7 +218,7 @@ class SeedreamSandbox:
             link_faults = self._link_faults.popleft() if self._link_faults else LinkFault()
         urls = []
         for index in range(count):
-            data = render_png(scaled[0], scaled[1], request.prompt, index)
+            data = render_png(scaled[0], scaled[1], request.prompt, index, count)
             urls.append(self.add_image(data, link_faults, prompt=request.prompt))
         items: list[Any] = urls if self.item_style == "string" else [{self.item_style: url} for url in urls]
         return 200, {"images": items}
@@ -342,4 +345,4 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-__all__ = ["Fault", "LinkFault", "RecordedRequest", "SeedreamSandbox"]
+__all__ = ["SANDBOX_API_KEY", "Fault", "LinkFault", "RecordedRequest", "SeedreamSandbox"]

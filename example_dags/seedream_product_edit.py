@@ -1,0 +1,49 @@
+"""
+Multi-image edit with Seedream 4.5: a product shot and a pattern swatch in, the product wearing the
+pattern out.
+
+The two reference images ship beside this file (``data/references/``). Local files and object-storage
+paths are read by the hook, checked by their content against the model's limits, and sent inline as
+data URIs, so the API never needs to reach your storage. Public ``https://`` URLs are passed as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+
+REFERENCES = Path(__file__).parent / "data" / "references"
+DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+
+with DAG(
+    "seedream_product_edit",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    params={"destination": DESTINATION},
+    tags=["seedream", "example"],
+):
+    edit = SeedreamGenerateOperator(
+        task_id="edit",
+        model="seedream-4.5",
+        prompt=(
+            "Apply the pattern from image 2 to the body of the mug in image 1. Keep the mug's shape, "
+            "handle and lighting; studio product photo on a light grey background."
+        ),
+        images=[str(REFERENCES / "mug.png"), str(REFERENCES / "pattern.png")],
+        size="2K",
+        watermark=False,
+    )
+
+    SeedreamDownloadOperator(
+        task_id="store",
+        urls=edit.output,
+        destination="{{ params.destination }}",
+        filename="product-edit/{{ ds }}/mug-{index}.{ext}",
+        poke_interval=5,
+        timeout=15 * 60,
+    )

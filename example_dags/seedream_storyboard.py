@@ -1,0 +1,50 @@
+"""
+Storyboards: one request, a sequence of related images, on Seedream 4.0 and on 4.5.
+
+With ``sequential_image_generation="auto"`` the model decides from the prompt how many images to
+return, up to ``max_images`` (1..15; reference images count towards 15 too). The two models take the
+same arguments; the provider writes ``max_images`` where each model's API expects it (top level on
+4.0, ``sequential_image_generation_options`` on 4.5).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+
+DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+STORY = (
+    "A four-panel storyboard for a bicycle commercial: 1) a rider unlocks a red city bicycle at dawn, "
+    "2) rides through an empty market street, 3) crosses a bridge as the sun rises, 4) arrives smiling "
+    "at a cafe. Consistent rider, bicycle and colour grading across panels."
+)
+
+with DAG(
+    "seedream_storyboard",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    params={"destination": DESTINATION},
+    tags=["seedream", "example"],
+):
+    for model, size in (("seedream-4.0", "2K"), ("seedream-4.5", "2560x1440")):
+        name = model.replace("seedream-", "v").replace(".", "")
+        panels = SeedreamGenerateOperator(
+            task_id=f"storyboard_{name}",
+            model=model,
+            prompt=STORY,
+            size=size,
+            sequential_image_generation="auto",
+            max_images=4,
+        )
+        SeedreamDownloadOperator(
+            task_id=f"store_{name}",
+            urls=panels.output,
+            destination="{{ params.destination }}",
+            filename="storyboard/{{ ds }}/" + name + "-{index}.{ext}",
+            poke_interval=5,
+            timeout=15 * 60,
+        )

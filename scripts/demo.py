@@ -1,0 +1,71 @@
+"""`make demo`: the marketing example DAG, run for real by Airflow, with images left on disk.
+
+Without SEEDREAM_API_KEY it starts a local Seedream sandbox and points the connection at it, so no
+key or network is needed; with SEEDREAM_API_KEY set it calls the real Novita API (and is billed).
+Everything it writes goes under SEEDREAM_DEMO_DIR (default: .demo/ in the repository).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DAG_ID = "seedream_marketing_refresh"
+
+
+def airflow(*args: str, env: dict[str, str]) -> None:
+    print(f"$ airflow {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, "-m", "airflow", *args], env=env, check=True)
+
+
+def main() -> int:
+    work = Path(os.environ.get("SEEDREAM_DEMO_DIR", ROOT / ".demo")).resolve()
+    assets = work / "assets"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(work / "airflow-home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow.db'}",
+        "SEEDREAM_ASSETS": assets.as_uri(),
+    }
+    sandbox = None
+    if key := os.environ.get("SEEDREAM_API_KEY"):
+        print("SEEDREAM_API_KEY is set: using the real Novita API (generations are billed).")
+        connection = {"conn_type": "seedream", "password": key}
+    else:
+        from airflow_provider_seedream.testing import SANDBOX_API_KEY, SeedreamSandbox
+
+        sandbox = SeedreamSandbox(SANDBOX_API_KEY).start()
+        print(f"No SEEDREAM_API_KEY: using the local Seedream sandbox at {sandbox.url}.")
+        connection = {"conn_type": "seedream", "host": sandbox.url, "password": SANDBOX_API_KEY}
+    env["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json.dumps(connection)
+    try:
+        (work / "airflow-home").mkdir(parents=True, exist_ok=True)
+        airflow("db", "migrate", env=env)
+        airflow("pools", "set", "seedream_api", "2", "Seedream generations in flight", env=env)
+        logical_date = datetime.now(timezone.utc).replace(microsecond=0)
+        airflow("dags", "test", DAG_ID, logical_date.isoformat(), env=env)
+    finally:
+        if sandbox:
+            sandbox.stop()
+    summary = assets / "marketing" / f"{logical_date:%Y-%m-%d}" / "summary.csv"
+    if not summary.exists():
+        print(f"The DAG run left no summary at {summary}: see the Airflow output above.", file=sys.stderr)
+        return 1
+    print(f"\nImages from {DAG_ID}:")
+    with summary.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            print(f"  {row['sku']:<8} {row['name']:<16} {row['file'].removeprefix('file://')}")
+    print(f"Summary: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

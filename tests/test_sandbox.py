@@ -1,0 +1,237 @@
+"""The sandbox itself: it validates like the API, serves real images, and plays every fault it offers."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from conftest import API_KEY
+from PIL import Image
+
+from airflow_provider_seedream.testing import Fault, LinkFault
+
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def post(sandbox, body, model="seedream-4.5", headers=HEADERS, **kwargs):
+    return requests.post(f"{sandbox.url}/v3/{model}", json=body, headers=headers, timeout=10, **kwargs)
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        ("body", "model", "message"),
+        [
+            ({"prompt": "p", "size": "1K"}, "seedream-4.5", "size='1K' is not valid for seedream-4.5"),
+            ({"prompt": "p", "max_images": 3}, "seedream-4.5", "unknown fields for seedream-4.5: max_images"),
+            ({"size": "2K"}, "seedream-4.0", "prompt: a prompt is required"),
+            ({"prompt": "p", "image": []}, "seedream-4.5", "images=[]"),
+            ({"prompt": "p", "images": ["/local/file.png"]}, "seedream-4.0", "URLs and data URIs only"),
+            (
+                {"prompt": "p", "images": ["data:image/png;base64," + base64.b64encode(b"text").decode()]},
+                "seedream-4.0",
+                "the content is not an image",
+            ),
+        ],
+    )
+    def test_invalid_bodies_get_400_with_the_contracts_message(self, sandbox, body, model, message):
+        response = post(sandbox, body, model)
+        assert response.status_code == 400
+        assert response.json()["reason"] == "INVALID_REQUEST_BODY"
+        assert message in response.json()["message"]
+
+    def test_keys(self, sandbox):
+        assert post(sandbox, {"prompt": "p"}, headers={}).json()["reason"] == "MISSING_API_KEY"
+        wrong = post(sandbox, {"prompt": "p"}, headers={"Authorization": "Bearer nope"})
+        assert (wrong.status_code, wrong.json()["reason"]) == (401, "INVALID_API_KEY")
+
+    def test_unknown_endpoint_and_bad_content_type(self, sandbox):
+        assert post(sandbox, {"prompt": "p"}, model="seedream-9").status_code == 404
+        response = requests.post(
+            f"{sandbox.url}/v3/seedream-4.5", data="prompt=p", headers=HEADERS, timeout=10
+        )
+        assert response.status_code == 400 and "application/json" in response.json()["message"]
+
+    @pytest.mark.parametrize(
+        ("body", "count"),
+        [
+            ({"prompt": "p"}, 1),
+            ({"prompt": "p", "sequential_image_generation": "disabled"}, 1),
+            ({"prompt": "p", "sequential_image_generation": "auto"}, 3),
+            (
+                {
+                    "prompt": "p",
+                    "sequential_image_generation": "auto",
+                    "sequential_image_generation_options": {"max_images": 5},
+                },
+                5,
+            ),
+            (
+                {
+                    "prompt": "p",
+                    "sequential_image_generation": "auto",
+                    "image": ["https://x.example/r.png"] * 13,
+                },
+                2,
+            ),
+        ],
+    )
+    def test_image_count_follows_the_request(self, sandbox, body, count):
+        assert len(post(sandbox, body).json()["images"]) == count
+
+    def test_item_styles(self, sandbox):
+        sandbox.item_style = "image_url"
+        (item,) = post(sandbox, {"prompt": "p"}).json()["images"]
+        assert item["image_url"].startswith(sandbox.url)
+
+
+class TestImages:
+    def open(self, url):
+        return Image.open(io.BytesIO(requests.get(url, timeout=10).content))
+
+    @pytest.mark.parametrize(
+        ("size", "pixels"), [("2K", (64, 64)), ("2560x1440", (80, 45)), (None, (64, 64))]
+    )
+    def test_pixel_size_follows_the_request_scaled(self, sandbox, size, pixels):
+        body = {"prompt": "a red bicycle"} | ({"size": size} if size else {})
+        (url,) = post(sandbox, body).json()["images"]
+        image = self.open(url)
+        assert (image.format, image.size) == ("PNG", pixels)
+
+    def test_images_show_their_prompt(self, sandbox):
+        sandbox.image_scale = 0.25
+        first, second = (
+            self.open(post(sandbox, {"prompt": p}).json()["images"][0]) for p in ("kettle", "lamp")
+        )
+        assert first.getpixel((500, 500)) != second.getpixel((500, 500))  # the background follows the prompt
+        assert len(first.getcolors(1 << 16)) > 2  # text is drawn on it
+
+
+class TestFaults:
+    def test_scripted_status_and_headers(self, sandbox):
+        sandbox.fail_next(
+            429, {"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": "slow"}, {"Retry-After": "7"}
+        )
+        response = post(sandbox, {"prompt": "p"})
+        assert (response.status_code, response.headers["Retry-After"]) == (429, "7")
+        assert post(sandbox, {"prompt": "p"}).status_code == 200  # one fault, one request
+
+    def test_server_error_repeats(self, sandbox):
+        sandbox.fail_next(503, times=2)
+        assert [post(sandbox, {"prompt": "p"}).status_code for _ in range(3)] == [503, 503, 200]
+
+    def test_html_body(self, sandbox):
+        sandbox.fail_next(502, b"<html>Bad gateway</html>")
+        response = post(sandbox, {"prompt": "p"})
+        assert response.status_code == 502 and response.headers["Content-Type"] == "text/html"
+
+    def test_latency(self, sandbox):
+        sandbox.inject(Fault(delay=0.5))
+        started = time.monotonic()
+        assert post(sandbox, {"prompt": "p"}).status_code == 200
+        assert time.monotonic() - started >= 0.5
+
+    def test_dropped_connection(self, sandbox):
+        sandbox.inject(Fault(drop=True))
+        with pytest.raises(requests.ConnectionError):
+            post(sandbox, {"prompt": "p"})
+
+    def test_links_not_ready_then_ready(self, sandbox):
+        sandbox.links_of_next_generation(LinkFault(ready_after=0.5))
+        (url,) = post(sandbox, {"prompt": "p"}).json()["images"]
+        assert requests.get(url, timeout=10).status_code == 404
+        time.sleep(0.6)
+        assert requests.get(url, timeout=10).status_code == 200
+
+    @pytest.mark.parametrize(
+        ("fault", "status", "content"),
+        [
+            (LinkFault(expired=True), 403, b"Request has expired"),
+            (LinkFault(gone=True), 410, b"gone"),
+            (LinkFault(html=True), 200, b"<!DOCTYPE html>"),
+        ],
+    )
+    def test_link_faults(self, sandbox, fault, status, content):
+        sandbox.links_of_next_generation(fault)
+        (url,) = post(sandbox, {"prompt": "p"}).json()["images"]
+        response = requests.get(url, timeout=10)
+        assert response.status_code == status and content in response.content
+
+    def test_forged_signature_is_refused(self, sandbox):
+        (url,) = post(sandbox, {"prompt": "p"}).json()["images"]
+        assert (
+            requests.get(url.split("X-Tos-Signature=")[0] + "X-Tos-Signature=x", timeout=10).status_code
+            == 403
+        )
+
+    def test_truncated_body(self, sandbox):
+        url = urlsplit(sandbox.add_image(b"\x89PNG\r\n\x1a\n" + b"\0" * 5000, LinkFault(truncate_at=1000)))
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        connection.request("GET", f"{url.path}?{url.query}")
+        response = connection.getresponse()
+        assert response.getheader("Content-Length") == "5008"
+        with pytest.raises(http.client.IncompleteRead) as info:
+            response.read()
+        assert len(info.value.partial) == 1000
+
+
+def test_standalone_server():
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_seedream.testing",
+            "--port",
+            "0",
+            "--api-key",
+            "k-standalone-1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = process.stdout.readline().split()[-1]
+        assert "AIRFLOW_CONN_SEEDREAM_DEFAULT" in process.stdout.readline()
+        response = requests.post(
+            f"{url}/v3/seedream-4.0",
+            json={"prompt": "p", "size": "1K"},
+            headers={"Authorization": "Bearer k-standalone-1"},
+            timeout=10,
+        )
+        (image,) = response.json()["images"]
+        assert Image.open(io.BytesIO(requests.get(image, timeout=10).content)).size == (1024, 1024)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_demo_script_end_to_end(tmp_path):
+    """`make demo` after its venv bootstrap: the marketing example run by the Airflow CLI."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AIRFLOW") and key != "SEEDREAM_API_KEY"
+    }
+    env["SEEDREAM_DEMO_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "scripts/demo.py"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "using the local Seedream sandbox" in result.stdout
+    images = sorted((tmp_path / "assets" / "marketing").rglob("*.png"))
+    assert len(images) == 4 and all(Image.open(path).size == (2560, 1440) for path in images)
+    (summary,) = (tmp_path / "assets").rglob("summary.csv")
+    assert f"Summary: {summary}" in result.stdout
