@@ -1,28 +1,58 @@
-# Every target works on a fresh machine: the virtualenv is made and filled on first use.
+# Every target works on a fresh machine: virtualenvs are made and filled on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 AIRFLOW_VERSION := 3.3.2
 PY_VERSION = $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 CONSTRAINTS = constraints/airflow-$(AIRFLOW_VERSION)-py$(PY_VERSION).txt
 INSTALLED := $(VENV)/.installed-$(AIRFLOW_VERSION)
+PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: test demo install clean
+# The supported matrix, as tested: Airflow version and the Python it runs on, one virtualenv each.
+MATRIX := airflow-2.11.2-py3.11 airflow-3.0.6-py3.12 airflow-3.3.2-py3.13
+
+.PHONY: test lint test-matrix demo install clean bench
 
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml $(wildcard constraints/*.txt)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
-		$(if $(wildcard $(CONSTRAINTS)),--constraint $(CONSTRAINTS)) \
-		"apache-airflow==$(AIRFLOW_VERSION)" --editable ".[test]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) $(if $(wildcard $(CONSTRAINTS)),--constraint $(CONSTRAINTS)) \
+		"apache-airflow==$(AIRFLOW_VERSION)" --editable ".[test,lint]"
 	touch $@
 
-test: $(INSTALLED)
+test: $(INSTALLED) lint
 	$(VENV)/bin/python -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff format --check airflow_provider_seedream tests example_dags scripts
+	$(VENV)/bin/ruff check airflow_provider_seedream tests example_dags scripts
+	$(VENV)/bin/mypy
+
+# The whole suite once per supported Airflow, each in its own virtualenv pinned by its constraints file.
+test-matrix: $(MATRIX:%=.venv-matrix/%/.installed)
+	@set -e; for env in $(MATRIX); do \
+		echo "== $$env"; \
+		.venv-matrix/$$env/bin/python -m pytest -q -p no:cacheprovider; \
+	done
+
+.venv-matrix/%/.installed: pyproject.toml constraints/%.txt
+	@env=$*; airflow=$${env#airflow-}; airflow=$${airflow%-py*}; python=python$${env##*-py}; \
+	set -ex; test -x .venv-matrix/$$env/bin/python || $$python -m venv .venv-matrix/$$env; \
+	.venv-matrix/$$env/bin/pip install $(PIP_FLAGS) --constraint constraints/$$env.txt \
+		"apache-airflow==$$airflow" --editable ".[test]"
+	touch $@
 
 # The marketing example DAG end to end; SEEDREAM_API_KEY=... uses the real API instead of the sandbox.
 demo: $(INSTALLED)
 	$(VENV)/bin/python scripts/demo.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .demo
+	rm -rf $(VENV) .venv-matrix build *.egg-info .pytest_cache .demo
+
+# What the provider costs its users, against baselines measured in the same run (docs/benchmarks.md).
+# Not part of `test`. It needs the http provider as the import-time baseline: installed on first use.
+bench: $(INSTALLED)
+	$(VENV)/bin/python -c 'import importlib.metadata as m; m.version("apache-airflow-providers-http")' 2>/dev/null || \
+		$(VENV)/bin/pip install $(PIP_FLAGS) $(if $(wildcard $(CONSTRAINTS)),--constraint $(CONSTRAINTS)) \
+		apache-airflow-providers-http
+	$(VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)

@@ -123,7 +123,9 @@ def case_import(module: str, audit: bool = False) -> None:
             "extra_seconds": extra,
             "added_modules": added if audit else len(added),
             "heavy_after_sdk": heavy_before,
-            "heavy_added": [name for name in HEAVY_MODULES if name in sys.modules and name not in heavy_before],
+            "heavy_added": [
+                name for name in HEAVY_MODULES if name in sys.modules and name not in heavy_before
+            ],
             "events": events,
         }
     )
@@ -147,7 +149,17 @@ def case_download_throughput(url: str, workdir: str, repeats: int, curl: str) ->
 
     def run_curl() -> float:
         out = subprocess.run(
-            [curl, "--silent", "--show-error", "--fail", "-o", curl_target, "-w", "%{time_total} %{size_download}", url],
+            [
+                curl,
+                "--silent",
+                "--show-error",
+                "--fail",
+                "-o",
+                curl_target,
+                "-w",
+                "%{time_total} %{size_download}",
+                url,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -210,7 +222,10 @@ def case_download_memory(url: str, target: str, warm_url: str | None) -> None:
 
 def case_generate(base_url: str, api_key: str, count: int, repeats: int) -> None:
     """``count`` generations through ``SeedreamHook.generate`` against ``count`` raw ``requests`` posts
-    of the same bodies on one session, alternating which goes first, ``repeats`` times."""
+    of the same bodies on one session, ``repeats`` times.
+
+    The two are interleaved call by call (which goes first alternates), each call timed on its own
+    and summed per repeat, so that whatever else the machine does hits both alike."""
     import requests
 
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
@@ -227,32 +242,35 @@ def case_generate(base_url: str, api_key: str, count: int, repeats: int) -> None
     session.headers["Content-Type"] = "application/json"
     session.headers["Authorization"] = f"Bearer {api_key}"
     timeout = (hook.settings.connect_timeout, hook.settings.read_timeout)
+    clock = time.perf_counter
 
-    def run_hook() -> float:
-        started = time.perf_counter()
-        for prompt in prompts:
-            hook.generate(prompt, size=size)
-        return time.perf_counter() - started
+    def one_hook(index: int) -> float:
+        started = clock()
+        hook.generate(prompts[index], size=size)
+        return clock() - started
 
-    def run_raw() -> float:
-        started = time.perf_counter()
-        for body in bodies:
-            response = session.post(url, json=body, timeout=timeout)
-            response.raise_for_status()
-            response.json()["images"]  # noqa: B018 - any client reads the links
-        return time.perf_counter() - started
+    def one_raw(index: int) -> float:
+        started = clock()
+        response = session.post(url, json=bodies[index], timeout=timeout)
+        response.raise_for_status()
+        response.json()["images"]  # any client reads the links
+        return clock() - started
 
-    # Warm up both: connections opened, lazy imports and caches filled.
-    assert hook.generate(prompts[0], size=size)
-    for body in bodies[:20]:
-        session.post(url, json=body, timeout=timeout).raise_for_status()
-    for prompt in prompts[:20]:
-        hook.generate(prompt, size=size)
+    for index in range(20):  # warm up both: connections opened, lazy imports and caches filled
+        one_hook(index), one_raw(index)
     hook_times, raw_times = [], []
-    for index in range(repeats):
-        for name in ("raw", "hook") if index % 2 == 0 else ("hook", "raw"):
-            gc.collect()
-            (raw_times if name == "raw" else hook_times).append(run_raw() if name == "raw" else run_hook())
+    for _ in range(repeats):
+        gc.collect()
+        hook_total = raw_total = 0.0
+        for index in range(count):
+            if index % 2 == 0:
+                hook_total += one_hook(index)
+                raw_total += one_raw(index)
+            else:
+                raw_total += one_raw(index)
+                hook_total += one_hook(index)
+        hook_times.append(hook_total)
+        raw_times.append(raw_total)
     emit({"count": count, "hook_seconds": hook_times, "raw_seconds": raw_times})
 
 
@@ -277,11 +295,13 @@ def case_generate_profile(base_url: str, api_key: str, count: int, output: str) 
 # 4. Reference inlining -------------------------------------------------------------------------------
 
 
-def case_inline(path: str, repeats: int) -> None:
-    """``inline_image`` of the file's bytes against ``base64.b64encode`` of the same bytes: time
-    (alternating order), and peak memory allocated during the call (tracemalloc, separate pass)."""
+INLINE_FUNCTIONS = ("b64encode", "b64encode+decode", "inline_image")
+
+
+def _inline_setup(path: str):
+    """The reference's bytes and the functions compared, after a warm-up on a small image (code
+    paths, caches), so that the measured call differs between processes only in what it runs."""
     import base64
-    import tracemalloc
 
     from airflow_provider_seedream.request import inline_image
     from airflow_provider_seedream.specs import MODEL_SPECS
@@ -289,25 +309,47 @@ def case_inline(path: str, repeats: int) -> None:
     with open(path, "rb") as handle:
         data = handle.read()
     spec = MODEL_SPECS["seedream-4.0"]  # the model with a 10 MB reference limit: the image is just under it
+    functions = {
+        "b64encode": lambda: base64.b64encode(data),
+        # What any function returning the data URI as a str must at least do: encode, then make a str.
+        "b64encode+decode": lambda: base64.b64encode(data).decode("ascii"),
+        "inline_image": lambda: inline_image(data, spec, "images[0]"),
+    }
+    from images import png_bytes
 
-    def plain() -> object:
-        return base64.b64encode(data)
+    small = png_bytes(64, 64)
+    assert inline_image(small, spec, "warm-up") == "data:image/png;base64," + base64.b64encode(small).decode()
+    return data, functions
 
-    def inline() -> object:
-        return inline_image(data, spec, "images[0]")
 
-    assert inline().endswith(plain().decode()[-64:])  # type: ignore[union-attr]
-    functions = {"b64encode": plain, "inline_image": inline}
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(3):
-        plain(), inline()
-    for index in range(repeats):
-        for name in ("b64encode", "inline_image") if index % 2 == 0 else ("inline_image", "b64encode"):
-            gc.collect()
-            started = time.perf_counter()
-            result = functions[name]()
-            times[name].append(time.perf_counter() - started)
-            del result
+def case_inline_once(path: str, function: str) -> None:
+    """One call of ``function`` on the reference, the first large one in this fresh process: what a task
+    pays, since it inlines a reference once per generation. Also the peak RSS growth of the call."""
+    data, functions = _inline_setup(path)
+    gc.collect()
+    before = memory_status()
+    reset = reset_peak_rss()
+    started = time.perf_counter()
+    result = functions[function]()
+    elapsed = time.perf_counter() - started
+    after = memory_status()
+    start = before["VmRSS"] if reset else max(before["VmRSS"], before["VmHWM"])
+    emit(
+        {
+            "bytes": len(data),
+            "seconds": elapsed,
+            "rss_growth": after["VmHWM"] - start,
+            "result_length": len(result),
+        }
+    )
+
+
+def case_inline_memory(path: str) -> None:
+    """Peak memory allocated during each function's call (tracemalloc: every byte Python allocates,
+    touched or not), beyond what was allocated before it."""
+    import tracemalloc
+
+    data, functions = _inline_setup(path)
     peaks: dict[str, int] = {}
     tracemalloc.start()
     for name, function in functions.items():
@@ -318,7 +360,7 @@ def case_inline(path: str, repeats: int) -> None:
         peaks[name] = tracemalloc.get_traced_memory()[1] - current
         del result
     tracemalloc.stop()
-    emit({"bytes": len(data), "seconds": times, "peak_bytes": peaks})
+    emit({"bytes": len(data), "peak_bytes": peaks})
 
 
 CASES = {
@@ -327,7 +369,8 @@ CASES = {
     "download-memory": case_download_memory,
     "generate": case_generate,
     "generate-profile": case_generate_profile,
-    "inline": case_inline,
+    "inline-once": case_inline_once,
+    "inline-memory": case_inline_memory,
 }
 
 if __name__ == "__main__":

@@ -29,7 +29,12 @@ def png_bytes(width: int, height: int, *, noise: bool = False, seed: int = 0) ->
         row = b"\x00" + bytes((x * 7 + c * 85) & 0xFF for x in range(width) for c in range(3))
         raw = row * height
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 0)) + _chunk(b"IEND", b"")
+    return (
+        PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw, 0))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def png_of_about(size_bytes: int, width: int = 4096, **kwargs: object) -> bytes:

@@ -27,19 +27,29 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cases import RESULT_MARK  # noqa: E402
+from cases import INLINE_FUNCTIONS, RESULT_MARK  # noqa: E402
 from images import png_of_about  # noqa: E402
 
 MiB = 1024 * 1024
 API_KEY = "bench-key"
 OUR_MODULE = "airflow_provider_seedream.operators.seedream"
 HTTP_MODULE = "airflow.providers.http.operators.http"
+HEAVY_OPTIONAL = frozenset(
+    {"PIL", "boto3", "botocore", "numpy", "pandas", "pyarrow", "sqlalchemy", "s3fs", "gcsfs", "adlfs"}
+)
+"""Libraries a DAG file must not pay for when it only imports the operators (sqlalchemy: a DB)."""
+VERSIONS_SCRIPT = """
+import sys
+from importlib.metadata import version
+print(", ".join(f"{name} {version(name)}" for name in sys.argv[1:]))
+"""
+FORMATS = {"x": "{:.2f}x", "ms": "{:.1f} ms", "MiB": "{:.1f} MiB", "us": "{:.0f} us", "MiB/s": "{:.0f} MiB/s"}
 
 
 @dataclass
@@ -50,19 +60,21 @@ class Figure:
     unit: str
     target: str
     passed: bool | None
-    """None: shown for context, no target of its own."""
+    """None: shown for context, with no target of its own."""
 
     def spread(self) -> str:
-        return spread(self.values, self.unit)
+        """min / median / max."""
+        fmt = FORMATS.get(self.unit, "{:g}")
+        values = self.values
+        return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
 
 
-def spread(values: list[float], unit: str = "") -> str:
-    """min / median / max."""
-    fmt = {"x": "{:.2f}x", "ms": "{:.1f} ms", "MiB": "{:.1f} MiB", "us": "{:.0f} us", "MiB/s": "{:.0f} MiB/s"}.get(
-        unit, "{:.3g}"
-    )
-    low, mid, high = min(values), statistics.median(values), max(values)
-    return " / ".join(fmt.format(v) for v in (low, mid, high))
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ratios(numerators: list[float], denominators: list[float]) -> list[float]:
+    return [a / b for a, b in zip(numerators, denominators, strict=True)]
 
 
 class Bench:
@@ -74,7 +86,7 @@ class Bench:
         self.work = self.tmp / "work"
         self.work.mkdir()
         self.figures: list[Figure] = []
-        self.notes: list[str] = []
+        self.details: dict[str, object] = {}
         self.server: subprocess.Popen[str] | None = None
         self.base_url = ""
         self.env = dict(os.environ)
@@ -100,12 +112,18 @@ class Bench:
         )
         results = [line for line in process.stdout.splitlines() if line.startswith(RESULT_MARK)]
         if process.returncode != 0 or not results:
-            raise RuntimeError(
-                f"case {case} failed (exit {process.returncode}):\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}"
-            )
+            output = f"{process.stdout[-3000:]}\n{process.stderr[-3000:]}"
+            raise RuntimeError(f"case {case} failed (exit {process.returncode}):\n{output}")
         return json.loads(results[-1][len(RESULT_MARK) :])
 
     def start_server(self) -> None:
+        for name, size, width in (
+            ("big.png", 64 * MiB, 4096),
+            ("medium.png", 8 * MiB, 4096),
+            ("small.png", 64 * 1024, 64),
+            ("generated.png", 16 * 1024, 32),
+        ):
+            (self.files / name).write_bytes(png_of_about(size, width=width))
         self.server = subprocess.Popen(
             [sys.executable, str(HERE / "server.py"), str(self.files), API_KEY],
             stdin=subprocess.PIPE,
@@ -133,63 +151,72 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def link(self, name: str) -> str:
-        return f"{self.base_url}/files/{name}?X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Signature=0123456789abcdef"
+        """A presigned-looking link to a file the server holds."""
+        query = "X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Signature=0123456789abcdef"
+        return f"{self.base_url}/files/{name}?{query}"
 
-    def add(self, figure: Figure) -> None:
+    def add(
+        self,
+        item: str,
+        name: str,
+        values: list[float],
+        unit: str,
+        target: str = "",
+        passed: bool | None = None,
+    ) -> None:
+        figure = Figure(item, name, values, unit, target, passed)
         self.figures.append(figure)
-        verdict = {True: "PASS", False: "MISS", None: ""}[figure.passed]
-        print(f"  {figure.name:<58} {figure.spread():<34} {figure.target:<26} {verdict}", flush=True)
+        verdict = {True: "PASS", False: "MISS", None: ""}[passed]
+        print(f"  {name:<60} {figure.spread():<34} {target:<22} {verdict}", flush=True)
 
     # 1. DAG-parse cost ------------------------------------------------------------------------------
 
     def bench_import(self) -> None:
         processes = 7 if self.quick else 21
         print(f"\n1. DAG-parse cost: import after `import airflow.sdk`, {processes} fresh processes each")
-        for module in (OUR_MODULE, HTTP_MODULE):  # fill the bytecode cache, then check it is used
+        for module in (OUR_MODULE, HTTP_MODULE):  # fill the private bytecode cache before timing
             for _ in range(2):
                 self.child("import", module=module)
-        ours, http, sdk = [], [], []
-        for _ in range(processes):  # interleaved, so drift hits both alike
+        ours: list[float] = []
+        http: list[float] = []
+        sdk: list[float] = []
+        for _ in range(processes):  # interleaved, so that drift hits both alike
             for module, into in ((OUR_MODULE, ours), (HTTP_MODULE, http)):
                 result = self.child("import", module=module)
                 into.append(result["extra_seconds"] * 1000)
                 sdk.append(result["sdk_seconds"] * 1000)
-        audits = {module: self.child("import", module=module, audit=True) for module in (OUR_MODULE, HTTP_MODULE)}
-        ratios = [a / b for a, b in zip(ours, http)]
-        median_ours, median_http = statistics.median(ours), statistics.median(http)
-        self.add(Figure("1", "`import airflow.sdk` itself (both, context)", sdk, "ms", "", None))
-        self.add(Figure("1", f"{HTTP_MODULE}: extra import", http, "ms", "baseline", None))
+        self.add("1", "`import airflow.sdk` itself (every process, context)", sdk, "ms")
+        self.add("1", f"{HTTP_MODULE}: extra import", http, "ms", "baseline")
+        self.add("1", f"{OUR_MODULE}: extra import", ours, "ms", "< 30 ms", median(ours) < 30)
+        paired = ratios(ours, http)
         self.add(
-            Figure(
-                "1",
-                f"{OUR_MODULE}: extra import",
-                ours,
-                "ms",
-                "< 30 ms and <= http",
-                median_ours < 30 and median_ours <= median_http,
-            )
+            "1", "ratio seedream / http (paired processes)", paired, "x", "<= 1.00x", median(paired) <= 1.0
         )
-        self.add(Figure("1", "ratio seedream / http (paired processes)", ratios, "x", "<= 1.00x", median_ours <= median_http))
+
+        audits = {
+            module: self.child("import", module=module, audit=True) for module in (OUR_MODULE, HTTP_MODULE)
+        }
         for module, audit in audits.items():
-            tops = sorted({name.split(".")[0] for name in audit["added_modules"]})
-            print(f"  {module}: adds {len(audit['added_modules'])} modules, top-level packages: {', '.join(tops)}")
-            print(f"    heavy modules present after `import airflow.sdk` alone: {', '.join(audit['heavy_after_sdk']) or 'none'}")
-            print(f"    heavy modules newly imported: {', '.join(audit['heavy_added']) or 'none'}")
-            print(f"    network/DB/process events during the import: {'; '.join(audit['events']) or 'none'}")
-        ours_audit = audits[OUR_MODULE]
-        banned = {"PIL", "boto3", "botocore", "numpy", "pandas", "pyarrow", "sqlalchemy", "s3fs", "gcsfs", "adlfs"}
-        clean = not ours_audit["events"] and not banned & set(ours_audit["heavy_added"])
-        self.add(
-            Figure(
-                "1",
-                "seedream import: network/DB/heavy optional imports",
-                [len(ours_audit["events"]) + len(banned & set(ours_audit["heavy_added"]))],
-                "",
-                "none",
-                clean,
-            )
+            packages = sorted({name.split(".")[0] for name in audit["added_modules"]})
+            print(f"  {module} adds {len(audit['added_modules'])} modules from: {', '.join(packages)}")
+            print(f"    heavy libraries newly imported: {', '.join(audit['heavy_added']) or 'none'}")
+            print(f"    network/DB/process audit events: {'; '.join(audit['events']) or 'none'}")
+        print(
+            f"  already imported by `import airflow.sdk`: {', '.join(audits[OUR_MODULE]['heavy_after_sdk'])}"
         )
-        self.import_audits = audits
+        ours_audit = audits[OUR_MODULE]
+        # A bind to ::1 is urllib3's import-time IPv6 probe: no traffic, but still listed above.
+        activity = [event for event in ours_audit["events"] if not event.startswith("socket.bind")]
+        heavy = sorted(HEAVY_OPTIONAL & set(ours_audit["heavy_added"]))
+        self.add(
+            "1",
+            "seedream import: network/DB events, heavy optional libraries",
+            [len(activity) + len(heavy)],
+            "",
+            "none",
+            not activity and not heavy,
+        )
+        self.details["import_audits"] = audits
 
     # 2. Download ------------------------------------------------------------------------------------
 
@@ -198,26 +225,27 @@ class Bench:
         repeats = 3 if self.quick else 7
         print(f"\n2. Download: 64 MiB PNG through SeedreamHook.download vs curl -o, {repeats} repeats")
         if curl is None:
-            self.notes.append("curl is not installed: the download throughput baseline was skipped")
-            print("  curl not found: skipped")
+            print("  curl is not installed: the throughput baseline is skipped")
         else:
             result = self.child(
-                "download-throughput", url=self.link("big.png"), workdir=str(self.work), repeats=repeats, curl=curl
+                "download-throughput",
+                url=self.link("big.png"),
+                workdir=str(self.work),
+                repeats=repeats,
+                curl=curl,
             )
             size = result["bytes"] / MiB
-            self.add(Figure("2", "curl -o throughput", [size / t for t in result["curl_seconds"]], "MiB/s", "baseline", None))
+            curl_seconds, hook_seconds = result["curl_seconds"], result["hook_seconds"]
+            self.add("2", "curl -o throughput", [size / t for t in curl_seconds], "MiB/s", "baseline")
+            self.add("2", "SeedreamHook.download throughput", [size / t for t in hook_seconds], "MiB/s")
+            throughput = ratios(curl_seconds, hook_seconds)  # hook throughput / curl throughput
             self.add(
-                Figure("2", "SeedreamHook.download throughput", [size / t for t in result["hook_seconds"]], "MiB/s", "", None)
-            )
-            ratios = [c / h for c, h in zip(result["curl_seconds"], result["hook_seconds"])]
-            self.add(
-                Figure("2", "throughput ratio hook / curl", ratios, "x", ">= 0.80x", statistics.median(ratios) >= 0.8)
+                "2", "throughput ratio hook / curl", throughput, "x", ">= 0.80x", median(throughput) >= 0.8
             )
         runs = 1 if self.quick else 3
-        for label, warm in (("first download in the process", False), ("after one small download", True)):
-            growth = {}
+        for label, warm in (("first download in the process", False), ("after a small download", True)):
             for name, size in (("big.png", 64), ("medium.png", 8)):
-                values = []
+                growth = []
                 for index in range(runs):
                     result = self.child(
                         "download-memory",
@@ -225,65 +253,84 @@ class Bench:
                         target=str(self.work / f"memory-{index}.png"),
                         warm_url=self.link("small.png") if warm else None,
                     )
-                    values.append(result["growth"] / MiB)
+                    assert result["peak_reset"], "could not reset the peak RSS (/proc/self/clear_refs)"
+                    growth.append(result["growth"] / MiB)
                     for path in self.work.glob("memory-*"):
                         path.unlink()
-                growth[size] = values
                 self.add(
-                    Figure("2", f"peak RSS growth, {size} MiB image, {label}", values, "MiB", "<= 16 MiB", max(values) <= 16)
+                    "2",
+                    f"peak RSS growth, {size} MiB image, {label}",
+                    growth,
+                    "MiB",
+                    "<= 16 MiB",
+                    max(growth) <= 16,
                 )
 
     # 3. Per-request overhead ------------------------------------------------------------------------
 
     def bench_generate(self) -> None:
         count, repeats = (200, 3) if self.quick else (200, 7)
-        print(f"\n3. Per-request overhead: {count} generations, hook vs raw requests on one session, {repeats} repeats")
+        print(f"\n3. Per-request overhead: {count} generations, hook vs raw requests, {repeats} repeats")
         result = self.child("generate", base_url=self.base_url, api_key=API_KEY, count=count, repeats=repeats)
         hook, raw = result["hook_seconds"], result["raw_seconds"]
-        self.add(Figure("3", f"raw requests: {count} posts", [t * 1000 for t in raw], "ms", "baseline", None))
-        self.add(Figure("3", f"SeedreamHook.generate: {count} calls", [t * 1000 for t in hook], "ms", "", None))
         self.add(
-            Figure("3", "overhead per call", [(h - r) / count * 1e6 for h, r in zip(hook, raw)], "us", "", None)
+            "3", f"raw requests: {count} posts on one session", [t * 1000 for t in raw], "ms", "baseline"
         )
-        ratios = [h / r for h, r in zip(hook, raw)]
-        self.add(Figure("3", "ratio hook / raw", ratios, "x", "<= 1.30x", statistics.median(ratios) <= 1.3))
+        self.add("3", f"SeedreamHook.generate: {count} calls", [t * 1000 for t in hook], "ms")
+        overhead = [(h - r) / count * 1e6 for h, r in zip(hook, raw, strict=True)]
+        self.add("3", "overhead per call", overhead, "us")
+        self.add(
+            "3", "ratio hook / raw", ratios(hook, raw), "x", "<= 1.30x", median(ratios(hook, raw)) <= 1.3
+        )
 
     # 4. Reference inlining --------------------------------------------------------------------------
 
     def bench_inline(self) -> None:
-        repeats = 5 if self.quick else 15
+        processes = 5 if self.quick else 15
         path = self.work / "reference.png"
         # Noise, not a flat colour: a photo's bytes. Just under the 10 MiB reference limit of Seedream 4.0.
         path.write_bytes(png_of_about(10 * MiB, width=1800, noise=True))
-        print(f"\n4. Reference inlining: {path.stat().st_size / 1e6:.1f} MB PNG, {repeats} repeats")
-        result = self.child("inline", path=str(path), repeats=repeats)
-        size = result["bytes"]
-        plain, inline = result["seconds"]["b64encode"], result["seconds"]["inline_image"]
-        self.add(Figure("4", "base64.b64encode", [t * 1000 for t in plain], "ms", "baseline", None))
-        self.add(Figure("4", "inline_image", [t * 1000 for t in inline], "ms", "", None))
-        ratios = [i / p for i, p in zip(inline, plain)]
-        self.add(Figure("4", "time ratio inline_image / b64encode", ratios, "x", "<= 1.50x", statistics.median(ratios) <= 1.5))
-        peaks = result["peak_bytes"]
-        self.add(Figure("4", "peak memory of b64encode / file size", [peaks["b64encode"] / size], "x", "context", None))
-        self.add(
-            Figure(
-                "4",
-                "peak memory of inline_image / file size",
-                [peaks["inline_image"] / size],
-                "x",
-                "<= 3.00x",
-                peaks["inline_image"] <= 3 * size,
-            )
+        size = path.stat().st_size
+        print(
+            f"\n4. Reference inlining: {size / 1e6:.1f} MB PNG, first call in a fresh process, "
+            f"{processes} processes per function"
         )
+        seconds: dict[str, list[float]] = {name: [] for name in INLINE_FUNCTIONS}
+        growth: dict[str, list[float]] = {name: [] for name in INLINE_FUNCTIONS}
+        for index in range(processes):
+            for name in INLINE_FUNCTIONS if index % 2 == 0 else INLINE_FUNCTIONS[::-1]:
+                result = self.child("inline-once", path=str(path), function=name)
+                seconds[name].append(result["seconds"])
+                growth[name].append(result["rss_growth"] / size)
+        plain, inline = seconds["b64encode"], seconds["inline_image"]
+        self.add("4", "base64.b64encode", [t * 1000 for t in plain], "ms", "baseline")
+        self.add("4", "inline_image", [t * 1000 for t in inline], "ms")
+        time_ratio = ratios(inline, plain)
+        self.add(
+            "4", "time ratio inline_image / b64encode", time_ratio, "x", "<= 1.50x", median(time_ratio) <= 1.5
+        )
+        # The API takes the data URI inside a JSON document, so it must be a str; b64encode gives bytes.
+        # Turning them into a str (the cheapest way there is) is the floor of any implementation.
+        floor = ratios(seconds["b64encode+decode"], plain)
+        self.add("4", "time ratio b64encode(data).decode() / b64encode", floor, "x", "context: str floor")
+        same_type = ratios(inline, seconds["b64encode+decode"])
+        self.add("4", "time ratio inline_image / b64encode(data).decode()", same_type, "x", "context")
+        peaks = self.child("inline-memory", path=str(path))["peak_bytes"]
+        self.add("4", "allocated peak, b64encode / file size", [peaks["b64encode"] / size], "x", "context")
+        peak = peaks["inline_image"] / size
+        self.add("4", "allocated peak, inline_image / file size", [peak], "x", "<= 3.00x", peak <= 3)
+        self.add("4", "peak RSS growth, b64encode / file size", growth["b64encode"], "x", "context")
+        self.add("4", "peak RSS growth, inline_image / file size", growth["inline_image"], "x", "context")
 
     # Report -----------------------------------------------------------------------------------------
 
     def machine(self) -> dict[str, str]:
-        def version(command: list[str]) -> str:
+        def output(command: list[str]) -> str:
             try:
-                return subprocess.run(command, capture_output=True, text=True, env=self.env).stdout.strip()
+                process = subprocess.run(command, capture_output=True, text=True, env=self.env, cwd=self.tmp)
             except OSError:
                 return "?"
+            return process.stdout.strip()
 
         cpu = "?"
         try:
@@ -291,66 +338,87 @@ class Bench:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
                     break
-        except OSError:
-            pass
-        memory = "?"
-        try:
             kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
             memory = f"{kib / MiB:.1f} GiB"
         except (OSError, IndexError, ValueError):
-            pass
-        packages = version(
+            memory = "?"
+        distributions = (
+            "apache-airflow",
+            "apache-airflow-task-sdk",
+            "apache-airflow-providers-http",
+            "airflow-provider-seedream",
+            "requests",
+            "urllib3",
+            "pydantic",
+        )
+        versions = output(
             [
                 sys.executable,
                 "-c",
-                "from importlib.metadata import version as v; print(', '.join(f'{p} {v(p)}' for p in "
-                "('apache-airflow', 'apache-airflow-task-sdk', 'apache-airflow-providers-http', "
-                "'airflow-provider-seedream', 'requests', 'urllib3', 'pydantic')))",
+                VERSIONS_SCRIPT,
+                *distributions,
             ]
         )
         return {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "uname": " ".join(platform.uname()),
+            "uname": output(["uname", "-a"]) or " ".join(platform.uname()),
             "cpu": f"{cpu}, {os.cpu_count()} cores",
             "memory": memory,
             "python": sys.version.split()[0],
-            "packages": packages,
-            "curl": version(["curl", "--version"]).splitlines()[0] if shutil.which("curl") else "not installed",
+            "packages": versions,
+            "measured package": output(
+                [sys.executable, "-c", "import airflow_provider_seedream as p; print(p.__path__[0])"]
+            ),
+            "repository": output(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"]),
+            "curl": output(["curl", "--version"]).splitlines()[0]
+            if shutil.which("curl")
+            else "not installed",
+            "transparent huge pages": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
+            "load average at start": " ".join(f"{load:.2f}" for load in os.getloadavg()),
         }
 
     def summary(self, machine: dict[str, str]) -> None:
+        machine["load average at end"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
         print("\nMachine")
         for key, value in machine.items():
             print(f"  {key}: {value}")
-        print("\nSummary (markdown; min / median / max; targets are judged on the median)\n")
+        print("\nSummary (min / median / max; a target is judged on the median)\n")
         print("| # | figure | min / median / max | target | result |")
         print("|---|---|---|---|---|")
         for figure in self.figures:
             verdict = {True: "pass", False: "**miss**", None: ""}[figure.passed]
             print(f"| {figure.item} | {figure.name} | {figure.spread()} | {figure.target} | {verdict} |")
-        for note in self.notes:
-            print(f"\nNote: {note}")
         missed = [figure.name for figure in self.figures if figure.passed is False]
         print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(missed) if missed else ""))
 
 
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return "?"
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test, not for publishing)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats: a smoke test, not for publishing"
+    )
     parser.add_argument("--only", action="append", choices=["import", "download", "generate", "inline"])
-    parser.add_argument("--json", type=Path, help="also write every figure and the machine to this file")
+    parser.add_argument("--json", type=Path, help="also write the machine and every figure to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     only = set(args.only or ["import", "download", "generate", "inline"])
     bench = Bench(args.quick)
     try:
         machine = bench.machine()
-        print("Seedream provider benchmarks" + (" (quick: too few repeats to publish)" if args.quick else ""))
+        print(
+            "Seedream provider benchmarks" + (" (--quick: too few repeats to publish)" if args.quick else "")
+        )
+        print(f"measuring the package at {machine['measured package']}")
         if only & {"download", "generate"}:
-            bench.files.joinpath("big.png").write_bytes(png_of_about(64 * MiB))
-            bench.files.joinpath("medium.png").write_bytes(png_of_about(8 * MiB))
-            bench.files.joinpath("small.png").write_bytes(png_of_about(64 * 1024, width=64))
-            bench.files.joinpath("generated.png").write_bytes(png_of_about(16 * 1024, width=32))
             bench.start_server()
         if "import" in only:
             bench.bench_import()
@@ -362,17 +430,13 @@ def main() -> int:
             bench.bench_inline()
         bench.summary(machine)
         if args.json:
-            args.json.write_text(
-                json.dumps(
-                    {
-                        "machine": machine,
-                        "quick": args.quick,
-                        "figures": [figure.__dict__ for figure in bench.figures],
-                        "import_audits": getattr(bench, "import_audits", None),
-                    },
-                    indent=2,
-                )
-            )
+            document = {
+                "machine": machine,
+                "quick": args.quick,
+                "figures": [asdict(figure) for figure in bench.figures],
+                **bench.details,
+            }
+            args.json.write_text(json.dumps(document, indent=2))
     finally:
         bench.close()
     return 1 if args.check and any(figure.passed is False for figure in bench.figures) else 0

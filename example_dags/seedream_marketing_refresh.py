@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, ObjectStoragePath, task
+from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
 

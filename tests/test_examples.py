@@ -7,7 +7,7 @@ import csv
 import io
 
 import pytest
-from conftest import REPOSITORY
+from conftest import REPOSITORY, dag_bag
 
 EXAMPLES = REPOSITORY / "example_dags"
 
@@ -24,9 +24,7 @@ def assets(tmp_path, airflow_db):
 
 
 def test_examples_import_without_errors(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(EXAMPLES))
+    bag = dag_bag(EXAMPLES)
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == [
         "seedream_marketing_refresh",

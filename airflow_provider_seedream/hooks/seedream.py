@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_seedream._imageinfo import read_image_info, sniff_format
 from airflow_provider_seedream._redact import redact_url, strip_query
@@ -31,7 +31,11 @@ from airflow_provider_seedream.exceptions import (
     SeedreamValidationError,
     api_error,
 )
-from airflow_provider_seedream.get_provider_info import DEFAULT_BASE_URL, get_provider_info
+from airflow_provider_seedream.get_provider_info import (
+    CONNECTION_EXTRA_FIELDS,
+    DEFAULT_BASE_URL,
+    get_provider_info,
+)
 from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES, ERROR_BODY_PREFIX, link_failure
 from airflow_provider_seedream.request import (
     GenerateRequest,
@@ -45,7 +49,7 @@ from airflow_provider_seedream.specs import DEFAULT_MODEL, MODEL_SPECS
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Connection, ObjectStoragePath
+    from airflow.providers.common.compat.sdk import Connection, ObjectStoragePath
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
@@ -145,11 +149,34 @@ class SeedreamHook(BaseHook):
         behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
         return {key.replace("-", "_"): value for key, value in behaviour.items()}
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras' form fields, for Airflow versions that build the form from the hook (before 3.2)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms.validators import Optional
+
+        widgets: dict[str, Any] = {}
+        for name, field in CONNECTION_EXTRA_FIELDS.items():
+            label, kinds = lazy_gettext(field["label"]), field["schema"]["type"]
+            if "boolean" in kinds:
+                widgets[name] = BooleanField(label, description=field["description"])
+            else:
+                kind = IntegerField if "integer" in kinds else StringField
+                widgets[name] = kind(
+                    label,
+                    widget=BS3TextFieldWidget(),
+                    validators=[Optional()],
+                    description=field["description"],
+                )
+        return widgets
+
     @cached_property
     def _connection(self) -> Connection:
         connection = self.get_connection(self.seedream_conn_id)
         if connection.password:
-            from airflow.sdk.log import mask_secret
+            from airflow.providers.common.compat.sdk import mask_secret
 
             mask_secret(connection.password)
         return connection
@@ -235,7 +262,7 @@ class SeedreamHook(BaseHook):
         Stream the image at ``url`` into ``path`` and return where it was stored.
 
         ``path`` is a local path, an object-storage URI (``s3://...``, ``file://...``) or an
-        ``ObjectStoragePath``; ``{ext}`` in it is replaced by the extension of the actual content. The
+        ``ObjectStoragePath``; ``{ext}`` in its file name is replaced by the extension of the content. The
         body must be an image by content. It is written under a temporary name beside the target and
         renamed when complete, so a failed download never leaves anything at ``path``.
 
@@ -280,7 +307,7 @@ class SeedreamHook(BaseHook):
             info = read_image_info(body.head)
             target, location = _storage_target(path, info.extension if info else "bin")
             write_atomically(target, body)
-        from airflow.sdk.lineage import get_hook_lineage_collector
+        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
         get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
         self.log.info("Stored %s (%d bytes) at %s", where, body.size, location)
@@ -342,7 +369,7 @@ class SeedreamHook(BaseHook):
     def _read_reference(reference: Reference, label: str, max_bytes: int | None) -> bytes:
         value = reference.value
         if isinstance(value, str) and "://" in value:
-            from airflow.sdk import ObjectStoragePath
+            from airflow.providers.common.compat.sdk import ObjectStoragePath
 
             path: Any = ObjectStoragePath(value)
         elif isinstance(value, str):
@@ -352,7 +379,7 @@ class SeedreamHook(BaseHook):
         try:
             with path.open("rb") as handle:
                 # One byte over the limit is enough to refuse; never read a huge file whole.
-                return handle.read(-1 if max_bytes is None else max_bytes + 1)
+                return bytes(handle.read(-1 if max_bytes is None else max_bytes + 1))
         except FileNotFoundError:
             raise SeedreamValidationError(f"{label}: no such file") from None
         except IsADirectoryError:
@@ -413,7 +440,7 @@ class SeedreamHook(BaseHook):
             return min(error.retry_after, settings.max_backoff_seconds)
         delay = min(settings.backoff_seconds * 2 ** (attempt - 1), settings.max_backoff_seconds)
         # Half fixed, half random: waits still grow, and parallel mapped tasks do not retry in lockstep.
-        return delay / 2 + random.uniform(0, delay / 2)
+        return float(delay / 2 + random.uniform(0, delay / 2))
 
 
 def transport_error(err: requests.RequestException, url: str, timeout: tuple[float, float]) -> SeedreamError:
@@ -488,7 +515,7 @@ def _declared_length(response: requests.Response) -> int | None:
 
 def as_storage_path(value: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePath:
     """An ObjectStoragePath for a URI, a local path, or an ObjectStoragePath (kept with its conn_id)."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     if isinstance(value, ObjectStoragePath):
         return value
@@ -503,12 +530,17 @@ def _storage_target(
 ) -> tuple[ObjectStoragePath, str]:
     """The final storage path with ``{ext}`` filled in, and the location to report for it: a plain
     path for a local path given plainly, the URI otherwise."""
-    if hasattr(path, "protocol"):
-        target = type(path)(str(path).replace("{ext}", extension), conn_id=path.conn_id)
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(path, ObjectStoragePath):
+        # with_name keeps the path's connection and storage options, whatever the Airflow version.
+        target = path.with_name(path.name.replace("{ext}", extension))
         return target, str(target)
-    text = os.fspath(path).replace("{ext}", extension)
+    directory, separator, name = os.fspath(path).rpartition("/")
+    text = directory + separator + name.replace("{ext}", extension)
     target = as_storage_path(text)
-    return target, (str(target) if "://" in text else target.path)
+    # Report a URI as it was given: how ObjectStoragePath prints one differs between Airflow versions.
+    return target, (text if "://" in text else target.path)
 
 
 def write_atomically(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:

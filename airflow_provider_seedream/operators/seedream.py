@@ -11,8 +11,14 @@ from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseOperator,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
 from airflow_provider_seedream._redact import redact_url, strip_query
 from airflow_provider_seedream.exceptions import (
@@ -27,7 +33,7 @@ from airflow_provider_seedream.request import build_request
 from airflow_provider_seedream.specs import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
 DEFAULT_FILENAME = "{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}"
 FILENAME_FIELDS = frozenset({"dag_id", "run_id", "task_id", "map_index", "index", "ext"})
@@ -191,7 +197,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
 
     def execute(self, context: Context) -> list[str] | None:
         if not self.deferrable:
-            return super().execute(context)
+            locations: list[str] | None = super().execute(context)  # the sensor loop around poke()
+            return locations
         return self._store_or_defer(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[str] | None:
@@ -205,9 +212,9 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         return self._store_or_defer(context)
 
     def _store_or_defer(self, context: Context) -> list[str] | None:
-        result = self.poke(context)
-        if result:
-            return result.xcom_value
+        locations = self._store_available(context)
+        if locations is not None:
+            return locations
         from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
 
         self.defer(
@@ -223,6 +230,11 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
+        locations = self._store_available(context)
+        return PokeReturnValue(is_done=locations is not None, xcom_value=locations)
+
+    def _store_available(self, context: Context) -> list[str] | None:
+        """Store every image whose link answers; the locations of all once all are stored, else None."""
         urls = self._url_list()
         hook = SeedreamHook(seedream_conn_id=self.seedream_conn_id)
         fields = _filename_fields(context)
@@ -256,10 +268,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
             write_atomically(manifest_path, [json.dumps(document, indent=2).encode()])
         self.log.info("%d of %d images stored", len(stored), len(urls))
         if len(stored) < len(urls):
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(
-            is_done=True, xcom_value=[stored[index]["location"] for index in range(len(urls))]
-        )
+            return None
+        return [stored[index]["location"] for index in range(len(urls))]
 
     def _url_list(self) -> list[str]:
         items: list[Any] = [self.urls] if isinstance(self.urls, str) else list(self.urls)
@@ -292,6 +302,8 @@ def _check_filename_fields(pattern: str) -> None:
         raise SeedreamValidationError(
             f"filename={pattern!r} uses unknown fields {sorted(unknown)}; use {sorted(FILENAME_FIELDS)}"
         )
+    if "{ext}" in posixpath.dirname(pattern):
+        raise SeedreamValidationError(f"filename={pattern!r}: {{ext}} may only appear in the file's own name")
 
 
 def _render_name(pattern: str, fields: dict[str, str]) -> str:

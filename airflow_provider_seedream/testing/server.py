@@ -113,6 +113,7 @@ class SeedreamSandbox:
         item_style: str = "string",
     ) -> None:
         self.api_key = api_key
+        self._host = host
         self.image_scale = image_scale
         self.auto_images = auto_images
         self.item_style = item_style
@@ -127,8 +128,7 @@ class SeedreamSandbox:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_port}"
 
     def start(self) -> SeedreamSandbox:
         self._thread = threading.Thread(
