@@ -36,8 +36,9 @@ test-matrix: $(MATRIX:%=.venv-matrix/%/.installed)
 	done
 
 .venv-matrix/%/.installed: pyproject.toml constraints/%.txt
-	@env=$*; airflow=$${env#airflow-}; airflow=$${airflow%-py*}; python=python$${env##*-py}; \
-	set -ex; test -x .venv-matrix/$$env/bin/python || $$python -m venv .venv-matrix/$$env; \
+	@env=$*; airflow=$${env#airflow-}; airflow=$${airflow%-py*}; \
+	set -ex; test -x .venv-matrix/$$env/bin/python || \
+		"$$(scripts/find-python.sh $${env##*-py})" -m venv .venv-matrix/$$env; \
 	.venv-matrix/$$env/bin/pip install $(PIP_FLAGS) --constraint constraints/$$env.txt \
 		"apache-airflow==$$airflow" --editable ".[test]"
 	touch $@

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 DEFAULT_BASE_URL = "https://api.novita.ai"
+DEFAULT_CONN_ID = "seedream_default"
 
 CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "connect_timeout": {

@@ -274,24 +274,6 @@ def case_generate(base_url: str, api_key: str, count: int, repeats: int) -> None
     emit({"count": count, "hook_seconds": hook_times, "raw_seconds": raw_times})
 
 
-def case_generate_profile(base_url: str, api_key: str, count: int, output: str) -> None:
-    """cProfile of ``count`` hook generations (for finding where the overhead goes)."""
-    import cProfile
-
-    from airflow_provider_seedream.hooks.seedream import SeedreamHook
-
-    hook = SeedreamHook()
-    for _ in range(20):
-        hook.generate("warm up", size="2K")
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for index in range(count):
-        hook.generate(f"a red bicycle leaning on a blue wall, poster {index}", size="2K")
-    profiler.disable()
-    profiler.dump_stats(output)
-    emit({"profile": output})
-
-
 # 4. Reference inlining -------------------------------------------------------------------------------
 
 
@@ -368,7 +350,6 @@ CASES = {
     "download-throughput": case_download_throughput,
     "download-memory": case_download_memory,
     "generate": case_generate,
-    "generate-profile": case_generate_profile,
     "inline-once": case_inline_once,
     "inline-memory": case_inline_memory,
 }

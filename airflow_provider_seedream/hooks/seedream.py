@@ -7,8 +7,7 @@ import hashlib
 import os
 import random
 import time
-import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -20,6 +19,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_seedream._imageinfo import read_image_info, sniff_format
 from airflow_provider_seedream._redact import redact_url, strip_query
+from airflow_provider_seedream._storage import storage_target, write_atomically
 from airflow_provider_seedream.exceptions import (
     SeedreamAuthError,
     SeedreamConnectionError,
@@ -34,6 +34,7 @@ from airflow_provider_seedream.exceptions import (
 from airflow_provider_seedream.get_provider_info import (
     CONNECTION_EXTRA_FIELDS,
     DEFAULT_BASE_URL,
+    DEFAULT_CONN_ID,
     get_provider_info,
 )
 from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES, ERROR_BODY_PREFIX, link_failure
@@ -132,7 +133,7 @@ class SeedreamHook(BaseHook):
     """
 
     conn_name_attr = "seedream_conn_id"
-    default_conn_name = "seedream_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "seedream"
     hook_name = "Seedream (Novita AI)"
 
@@ -305,7 +306,7 @@ class SeedreamHook(BaseHook):
                     f"{response.headers.get('Content-Type', 'none')}, body starts {body.head[:48]!r}"
                 )
             info = read_image_info(body.head)
-            target, location = _storage_target(path, info.extension if info else "bin")
+            target, location = storage_target(path, info.extension if info else "bin")
             write_atomically(target, body)
         from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
@@ -511,56 +512,6 @@ def _declared_length(response: requests.Response) -> int | None:
         return int(response.headers["Content-Length"])
     except (KeyError, ValueError):
         return None
-
-
-def as_storage_path(value: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePath:
-    """An ObjectStoragePath for a URI, a local path, or an ObjectStoragePath (kept with its conn_id)."""
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-    if isinstance(value, ObjectStoragePath):
-        return value
-    text = os.fspath(value)
-    if "://" in text:
-        return ObjectStoragePath(text)
-    return ObjectStoragePath(Path(text).expanduser().resolve().as_uri())
-
-
-def _storage_target(
-    path: str | os.PathLike[str] | ObjectStoragePath, extension: str
-) -> tuple[ObjectStoragePath, str]:
-    """The final storage path with ``{ext}`` filled in, and the location to report for it: a plain
-    path for a local path given plainly, the URI otherwise."""
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-    if isinstance(path, ObjectStoragePath):
-        # with_name keeps the path's connection and storage options, whatever the Airflow version.
-        target = path.with_name(path.name.replace("{ext}", extension))
-        return target, str(target)
-    directory, separator, name = os.fspath(path).rpartition("/")
-    text = directory + separator + name.replace("{ext}", extension)
-    target = as_storage_path(text)
-    # Report a URI as it was given: how ObjectStoragePath prints one differs between Airflow versions.
-    return target, (text if "://" in text else target.path)
-
-
-def write_atomically(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to a temporary sibling of ``target`` and move it into place once complete.
-
-    Whatever fails, including the chunks' own iterator, the temporary object is removed and ``target``
-    is left as it was: a reader never sees a partial file or object at the final path. The file system
-    is used directly so that lineage never reports the temporary name."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.part"
-    fs = target.fs
-    try:
-        with fs.open(temporary.path, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        fs.mv(temporary.path, target.path)
-    except BaseException:
-        if fs.exists(temporary.path):
-            fs.rm(temporary.path)
-        raise
 
 
 def _never_sent(err: requests.ConnectionError) -> bool:

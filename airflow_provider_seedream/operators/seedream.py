@@ -21,13 +21,14 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_seedream._redact import redact_url, strip_query
+from airflow_provider_seedream._storage import as_storage_path, write_atomically
 from airflow_provider_seedream.exceptions import (
     SeedreamDownloadError,
     SeedreamError,
     SeedreamLinkNotReadyError,
     SeedreamValidationError,
 )
-from airflow_provider_seedream.hooks.seedream import SeedreamHook, as_storage_path, write_atomically
+from airflow_provider_seedream.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.request import build_request
 from airflow_provider_seedream.specs import DEFAULT_MODEL
@@ -35,9 +36,18 @@ from airflow_provider_seedream.specs import DEFAULT_MODEL
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
 DEFAULT_FILENAME = "{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}"
 FILENAME_FIELDS = frozenset({"dag_id", "run_id", "task_id", "map_index", "index", "ext"})
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _hook(seedream_conn_id: str) -> SeedreamHook:
+    # The hook brings in requests and urllib3 (about 30 ms): load it when a task runs, not at DAG parse.
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+    return SeedreamHook(seedream_conn_id=seedream_conn_id)
 
 
 def _is_literal(value: Any) -> bool:
@@ -96,7 +106,7 @@ class SeedreamGenerateOperator(BaseOperator):
         max_images: int | None = None,
         watermark: bool | None = None,
         optimize_prompt_mode: str | None = None,
-        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        seedream_conn_id: str = DEFAULT_CONN_ID,
         request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
@@ -134,7 +144,7 @@ class SeedreamGenerateOperator(BaseOperator):
         build_request(**arguments)
 
     def execute(self, context: Context) -> list[str]:
-        hook = SeedreamHook(seedream_conn_id=self.seedream_conn_id)
+        hook = _hook(self.seedream_conn_id)
         try:
             return hook.generate(**self._request_arguments(), timeout=self.request_timeout)
         except SeedreamError as err:
@@ -178,7 +188,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         urls: str | Sequence[str],
         destination: str | os.PathLike[str] | ObjectStoragePath,
         filename: str | None = None,
-        seedream_conn_id: str = SeedreamHook.default_conn_name,
+        seedream_conn_id: str = DEFAULT_CONN_ID,
         max_bytes: int | None = None,
         not_ready_statuses: Collection[int] = DEFAULT_NOT_READY_STATUSES,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -223,7 +233,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 timeout=self.timeout,
                 not_ready_statuses=list(self.not_ready_statuses),
-                connect_timeout=SeedreamHook(self.seedream_conn_id).settings.connect_timeout,
+                connect_timeout=_hook(self.seedream_conn_id).settings.connect_timeout,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -236,7 +246,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
     def _store_available(self, context: Context) -> list[str] | None:
         """Store every image whose link answers; the locations of all once all are stored, else None."""
         urls = self._url_list()
-        hook = SeedreamHook(seedream_conn_id=self.seedream_conn_id)
+        hook = _hook(self.seedream_conn_id)
         fields = _filename_fields(context)
         if len(urls) > 1 and "{index}" not in self.filename:
             raise AirflowFailException(

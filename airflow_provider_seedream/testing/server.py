@@ -240,6 +240,9 @@ def _pixels(size: str | None) -> tuple[int, int]:
 def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without this, every request on a kept-alive
+        # connection waits for the client's delayed ACK (about 40 ms).
+        disable_nagle_algorithm = True
         server_version = "SeedreamSandbox/1"
 
         def log_message(self, format: str, *args: Any) -> None:
