@@ -116,13 +116,20 @@ class TestHookDownload:
         assert "must be generated again" in str(info.value)
 
     def test_other_errors_carry_status_and_body(self, connection, tmp_path):
-        url = connection.add_image(jpeg()).replace("X-Tos-Signature=", "X-Tos-Signature=forged")
-        url = url.replace("/files/", "/nothing/")
-        with pytest.raises(SeedreamLinkNotReadyError):
+        url = connection.add_image(jpeg(), LinkFault(status=503))
+        with pytest.raises(
+            SeedreamDownloadError, match="answered HTTP 503: storage backend unavailable"
+        ) as info:
             SeedreamHook().download(url, tmp_path / "a.jpg")
+        assert type(info.value) is SeedreamDownloadError and info.value.retryable
         forged = connection.add_image(jpeg()).split("X-Tos-Signature=")[0] + "X-Tos-Signature=forged"
         with pytest.raises(SeedreamLinkExpiredError):  # the object store's AccessDenied
             SeedreamHook().download(forged, tmp_path / "a.jpg")
+
+    def test_not_ready_statuses_are_configurable(self, connection, tmp_path):
+        url = connection.add_image(jpeg(), LinkFault(status=503))
+        with pytest.raises(SeedreamLinkNotReadyError, match=r"not available yet \(HTTP 503\)"):
+            SeedreamHook().download_image(url, tmp_path / "a.jpg", not_ready_statuses=(404, 503))
 
     def test_max_bytes(self, connection, tmp_path):
         data = jpeg(800, 600)
@@ -308,6 +315,20 @@ class TestRerun:
         assert leftovers(tmp_path) == ["d/r/t/0-0.jpg", "d/r/t/0-1.jpg", "d/r/t/0-manifest.json"]
         assert (tmp_path / "d/r/t/0-1.jpg").read_bytes() == connection.image_bytes(second[1])
 
+    def test_object_storage_path_destination(self, connection, airflow_db):
+        from types import SimpleNamespace
+
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        context = {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=2)}
+        url = connection.add_image(jpeg())
+        operator = SeedreamDownloadOperator(
+            task_id="t", urls=url, destination=ObjectStoragePath("memory://osp-bucket/out")
+        )
+        (location,) = operator.poke(context).xcom_value
+        assert location.endswith("osp-bucket/out/d/r/t/2-0.jpg")
+        assert ObjectStoragePath(location).read_bytes() == connection.image_bytes(url)
+
 
 def test_hook_lineage_sees_the_stored_image_only(connection, tmp_path, mocker):
     from airflow.providers.common.compat.sdk import HookLineageCollector
@@ -319,3 +340,19 @@ def test_hook_lineage_sees_the_stored_image_only(connection, tmp_path, mocker):
     )
     SeedreamHook().download(connection.add_image(jpeg()), f"file://{tmp_path}/a.{{ext}}")
     assert [info.asset.uri for info in collector.collected_assets.outputs] == [f"file://{tmp_path}/a.jpg"]
+
+
+def test_deferral_waits_only_for_links_not_stored_yet(connection, tmp_path, airflow_db):
+    """A stored image's link may expire while the others are awaited: the trigger must not probe it."""
+    from types import SimpleNamespace
+
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    ready, late = connection.add_image(jpeg()), connection.add_image(jpeg(), LinkFault(ready_after=60))
+    operator = SeedreamDownloadOperator(
+        task_id="t", urls=[ready, late], destination=str(tmp_path), deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as info:
+        operator.execute({"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)})
+    assert info.value.trigger.urls == [late]
+    assert leftovers(tmp_path) == ["d/r/t/0-0.jpg", "d/r/t/0-manifest.json"]

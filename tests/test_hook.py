@@ -375,3 +375,40 @@ class TestSecrets:
 
         SeedreamHook().generate("p")
         assert API_KEY not in str(redact(f"the key is {API_KEY}"))
+
+
+def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
+    """Seedream 5.0-lite, say: one ModelSpec, and the hook, the validation and the sandbox all follow."""
+    from fractions import Fraction
+
+    from airflow_provider_seedream.specs import MODEL_SPECS, ModelSpec, ReferenceLimits
+
+    spec = ModelSpec(
+        name="seedream-5.0-lite",
+        path="/v3/seedream-5.0-lite",
+        reference_field="reference_images",
+        max_references=4,
+        reference_limits=ReferenceLimits(formats=("png",), aspect_ratio=(Fraction(1, 2), Fraction(2))),
+        size_presets=("2K",),
+        pixel_range=(1024 * 1024, 2048 * 2048),
+        max_images_path=("options", "max_images"),
+    )
+    monkeypatch.setitem(MODEL_SPECS, spec.name, spec)
+    urls = SeedreamHook().generate(
+        "p",
+        model=spec.name,
+        images=["https://x.example/a.png"],
+        sequential_image_generation="auto",
+        max_images=2,
+    )
+    assert len(urls) == 2
+    (request,) = connection.requests
+    assert request.path == "/v3/seedream-5.0-lite"
+    assert request.body == {
+        "prompt": "p",
+        "reference_images": ["https://x.example/a.png"],
+        "sequential_image_generation": "auto",
+        "options": {"max_images": 2},
+    }
+    with pytest.raises(SeedreamValidationError, match=r"5 references; seedream-5\.0-lite takes 1\.\.4"):
+        SeedreamHook().generate("p", model=spec.name, images=["https://x.example/a.png"] * 5)

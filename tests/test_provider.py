@@ -75,3 +75,9 @@ def test_airflow_providers_list_shows_the_provider():
     listing = next(line for line in result.stdout.splitlines() if line.startswith("[{"))
     names = [provider["package_name"] for provider in json.loads(listing)]
     assert "airflow-provider-seedream" in names
+
+
+def test_connection_form_fields_are_the_settings_the_hook_reads():
+    from airflow_provider_seedream.hooks.seedream import ClientSettings
+
+    assert set(CONNECTION_EXTRA_FIELDS) == set(ClientSettings.__dataclass_fields__)

@@ -92,7 +92,6 @@ class SeedreamGenerateOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("prompt", "images", "size")
-    template_fields_renderers = {"prompt": "py"}
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -222,14 +221,14 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         return self._store_or_defer(context)
 
     def _store_or_defer(self, context: Context) -> list[str] | None:
-        locations = self._store_available(context)
+        locations, waiting = self._store_available(context)
         if locations is not None:
             return locations
         from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
 
         self.defer(
             trigger=SeedreamLinksTrigger(
-                self._url_list(),
+                waiting,
                 poll_interval=self.poke_interval,
                 timeout=self.timeout,
                 not_ready_statuses=list(self.not_ready_statuses),
@@ -240,11 +239,13 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        locations = self._store_available(context)
+        locations, _ = self._store_available(context)
         return PokeReturnValue(is_done=locations is not None, xcom_value=locations)
 
-    def _store_available(self, context: Context) -> list[str] | None:
-        """Store every image whose link answers; the locations of all once all are stored, else None."""
+    def _store_available(self, context: Context) -> tuple[list[str] | None, list[str]]:
+        """Store every image whose link answers. Returns the locations of all once all are stored (else
+        None), and the links still waiting: only those go to the trigger, so a stored image's link
+        expiring meanwhile fails nothing."""
         urls = self._url_list()
         hook = _hook(self.seedream_conn_id)
         fields = _filename_fields(context)
@@ -277,9 +278,10 @@ class SeedreamDownloadOperator(BaseSensorOperator):
             document = {"images": [stored[index] for index in sorted(stored)]}
             write_atomically(manifest_path, [json.dumps(document, indent=2).encode()])
         self.log.info("%d of %d images stored", len(stored), len(urls))
-        if len(stored) < len(urls):
-            return None
-        return [stored[index]["location"] for index in range(len(urls))]
+        waiting = [url for index, url in enumerate(urls) if index not in stored]
+        if waiting:
+            return None, waiting
+        return [stored[index]["location"] for index in range(len(urls))], []
 
     def _url_list(self) -> list[str]:
         items: list[Any] = [self.urls] if isinstance(self.urls, str) else list(self.urls)

@@ -74,6 +74,8 @@ class LinkFault:
     """Links answer 200 with an HTML page instead of the image."""
     truncate_at: int | None = None
     """Links send this many bytes of the image, announced with its full Content-Length, then close."""
+    status: int | None = None
+    """Links answer this status with a short plain-text body (a storage outage, say)."""
 
 
 @dataclass
@@ -328,6 +330,8 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
                 return self._send(403, EXPIRED_BODY, "application/xml")
             if faults.gone:
                 return self._send(410, b"gone", "text/plain")
+            if faults.status is not None:
+                return self._send(faults.status, b"storage backend unavailable", "text/plain")
             if time.monotonic() - image.created < faults.ready_after:
                 return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
             if faults.html:
