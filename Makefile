@@ -24,8 +24,8 @@ test: $(INSTALLED) lint
 	$(VENV)/bin/python -m pytest
 
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff format --check airflow_provider_seedream tests example_dags scripts
-	$(VENV)/bin/ruff check airflow_provider_seedream tests example_dags scripts
+	$(VENV)/bin/ruff format --check airflow_provider_seedream tests example_dags scripts benchmarks
+	$(VENV)/bin/ruff check airflow_provider_seedream tests example_dags scripts benchmarks
 	$(VENV)/bin/mypy
 
 # The whole suite once per supported Airflow, each in its own virtualenv pinned by its constraints file.

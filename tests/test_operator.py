@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import API_KEY, FAILURES_SHOWN_BY_DAG_TEST, json_connection
+from conftest import API_KEY, FAILURES_SHOWN_BY_DAG_TEST, REPOSITORY, json_connection
 
 from airflow_provider_seedream.exceptions import SeedreamValidationError
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
@@ -58,8 +58,8 @@ class TestDagRuns:
         assert len(_xcom(dag_run, "gen_40")) == 3
         assert _xcom(dag_run, "count") == 4
 
-    def test_mapped_over_prompts(self, run_dag, connection):
-        dag_run = run_dag("seedream_mapped_test")
+    def test_mapped_over_prompts(self, run_dag, connection, tmp_path):
+        dag_run = run_dag("seedream_mapped_test", run_conf={"destination": str(tmp_path)})
         assert dag_run.state == "success"
         assert sorted(request.body["prompt"] for request in connection.generation_requests()) == [
             "a blue kettle",
@@ -67,7 +67,17 @@ class TestDagRuns:
             "a red bicycle",
         ]
         for map_index in range(3):
-            assert len(_xcom(dag_run, "gen", map_index)) == 1
+            (url,) = _xcom(dag_run, "gen", map_index)
+            (location,) = _xcom(dag_run, "store", map_index)
+            assert location.startswith(str(tmp_path)) and location.endswith(f"/store/{map_index}-0.png")
+            with open(location, "rb") as handle:
+                assert handle.read() == connection.image_bytes(url)
+
+    def test_an_empty_destination_is_refused(self, run_dag, connection, logs):
+        dag_run = run_dag("seedream_mapped_test")  # params.destination defaults to ""
+        assert dag_run.state == "failed"
+        assert "destination is empty" in logs() or not FAILURES_SHOWN_BY_DAG_TEST
+        assert not (REPOSITORY / "seedream_mapped_test").exists()  # nothing written to the current directory
 
     def test_templated_value_is_validated_before_sending(self, run_dag, connection, logs):
         dag_run = run_dag("seedream_failure_test", run_conf={"size": "1K"})

@@ -247,6 +247,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         None), and the links still waiting: only those go to the trigger, so a stored image's link
         expiring meanwhile fails nothing."""
         urls = self._url_list()
+        destination = self._destination()
         hook = _hook(self.seedream_conn_id)
         fields = _filename_fields(context)
         if len(urls) > 1 and "{index}" not in self.filename:
@@ -254,16 +255,14 @@ class SeedreamDownloadOperator(BaseSensorOperator):
                 f"filename={self.filename!r} needs {{index}}: there are {len(urls)} links"
             )
         manifest_path = as_storage_path(
-            _join(
-                self.destination, _render_name(self.filename, {**fields, "index": "manifest", "ext": "json"})
-            )
+            _join(destination, _render_name(self.filename, {**fields, "index": "manifest", "ext": "json"}))
         )
         stored = _already_stored(manifest_path, urls)
         stored_before = len(stored)
         for index, url in enumerate(urls):
             if index in stored:
                 continue
-            target = _join(self.destination, _render_name(self.filename, {**fields, "index": str(index)}))
+            target = _join(destination, _render_name(self.filename, {**fields, "index": str(index)}))
             try:
                 image = hook.download_image(
                     url, target, max_bytes=self.max_bytes, not_ready_statuses=self.not_ready_statuses
@@ -282,6 +281,14 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         if waiting:
             return None, waiting
         return [stored[index]["location"] for index in range(len(urls))], []
+
+    def _destination(self) -> str | os.PathLike[str] | ObjectStoragePath:
+        if isinstance(self.destination, str) and not self.destination.strip():
+            # os.path.join("", name) would write into the worker's current directory.
+            raise AirflowFailException(
+                "destination is empty: give a folder, a storage URI or an ObjectStoragePath"
+            )
+        return self.destination
 
     def _url_list(self) -> list[str]:
         items: list[Any] = [self.urls] if isinstance(self.urls, str) else list(self.urls)
