@@ -8,9 +8,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["ImageInfo", "read_image_info", "sniff_format"]
+__all__ = ["EXTENSIONS", "MEDIA_TYPES", "ImageInfo", "read_image_info", "sniff_format"]
 
-_MEDIA_TYPES = {
+MEDIA_TYPES = {
     "png": "image/png",
     "jpeg": "image/jpeg",
     "webp": "image/webp",
@@ -18,7 +18,7 @@ _MEDIA_TYPES = {
     "tiff": "image/tiff",
     "gif": "image/gif",
 }
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "bmp": "bmp", "tiff": "tiff", "gif": "gif"}
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "bmp": "bmp", "tiff": "tiff", "gif": "gif"}
 
 # Every DIB header size Pillow can read; "BM" alone is too weak a signature (plain text may start with it).
 _BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
@@ -40,11 +40,11 @@ class ImageInfo:
 
     @property
     def media_type(self) -> str:
-        return _MEDIA_TYPES[self.format]
+        return MEDIA_TYPES[self.format]
 
     @property
     def extension(self) -> str:
-        return _EXTENSIONS[self.format]
+        return EXTENSIONS[self.format]
 
 
 def sniff_format(head: bytes) -> str | None:

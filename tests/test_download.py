@@ -58,6 +58,16 @@ class TestHookDownload:
         assert "X-Tos-Signature" not in image.source and image.source.endswith(".png")
         assert leftovers(tmp_path) == ["out/hero.jpg"]
 
+    def test_format_comes_from_the_first_bytes_even_when_the_size_is_further(self, connection, tmp_path):
+        buffer = io.BytesIO()
+        # A large ICC profile puts the JPEG's size segment past the first chunk read to tell the format.
+        Image.new("RGB", (40, 30)).save(
+            buffer, format="JPEG", icc_profile=os.urandom(DOWNLOAD_CHUNK_BYTES + SNIFF_BYTES)
+        )
+        image = SeedreamHook().download_image(connection.add_image(buffer.getvalue()), tmp_path / "a.{ext}")
+        assert image.location.endswith("a.jpg") and image.content_type == "image/jpeg"
+        assert (image.width, image.height) == (None, None)
+
     def test_download_returns_the_location(self, connection, tmp_path):
         url = connection.add_image(jpeg())
         assert SeedreamHook().download(url, str(tmp_path / "a.{ext}")) == str(tmp_path / "a.jpg")

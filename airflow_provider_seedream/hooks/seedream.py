@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_seedream._imageinfo import read_image_info, sniff_format
+from airflow_provider_seedream._imageinfo import EXTENSIONS, MEDIA_TYPES, read_image_info, sniff_format
 from airflow_provider_seedream._redact import redact_url, strip_query
 from airflow_provider_seedream._storage import storage_target, write_atomically
 from airflow_provider_seedream.exceptions import (
@@ -300,13 +300,15 @@ class SeedreamHook(BaseHook):
                     response.status_code, response.raw.read(ERROR_BODY_PREFIX), url, not_ready_statuses
                 )
             body = _CheckedBody(response, where, max_bytes)
-            if sniff_format(body.head) is None:
+            image_format = sniff_format(body.head)
+            if image_format is None:
                 raise SeedreamDownloadError(
                     f"{where} did not return an image: Content-Type "
                     f"{response.headers.get('Content-Type', 'none')}, body starts {body.head[:48]!r}"
                 )
+            # The pixel size, when the header fits in the first bytes (a JPEG's may not).
             info = read_image_info(body.head)
-            target, location = storage_target(path, info.extension if info else "bin")
+            target, location = storage_target(path, EXTENSIONS[image_format])
             write_atomically(target, body)
         from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
@@ -317,7 +319,7 @@ class SeedreamHook(BaseHook):
             location=location,
             sha256=body.sha256.hexdigest(),
             bytes=body.size,
-            content_type=info.media_type if info else response.headers.get("Content-Type", ""),
+            content_type=MEDIA_TYPES[image_format],
             width=info.width if info else None,
             height=info.height if info else None,
             stored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
