@@ -84,7 +84,6 @@ class _StoredImage:
     signature: str
     created: float
     faults: LinkFault
-    prompt: str
     content_type: str = "image/png"
     downloads: int = 0
 
@@ -179,12 +178,11 @@ class SeedreamSandbox:
         *,
         extension: str = "png",
         content_type: str = "image/png",
-        prompt: str = "",
     ) -> str:
         """Serve ``data`` under a new presigned-looking link and return the link."""
         token = secrets.token_hex(8)
         image = _StoredImage(
-            data, secrets.token_hex(16), time.monotonic(), faults or LinkFault(), prompt, content_type
+            data, secrets.token_hex(16), time.monotonic(), faults or LinkFault(), content_type
         )
         with self._lock:
             self._images[token] = image
@@ -221,7 +219,7 @@ class SeedreamSandbox:
         urls = []
         for index in range(count):
             data = render_png(scaled[0], scaled[1], request.prompt, index, count)
-            urls.append(self.add_image(data, link_faults, prompt=request.prompt))
+            urls.append(self.add_image(data, link_faults))
         items: list[Any] = urls if self.item_style == "string" else [{self.item_style: url} for url in urls]
         return 200, {"images": items}
 
