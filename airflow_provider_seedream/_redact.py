@@ -4,29 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-_SECRET_PARAMETERS = frozenset(
-    {
-        "signature",
-        "sig",
-        "token",
-        "access_token",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "x-tos-signature",
-        "x-tos-credential",
-        "x-tos-security-token",
-        "x-goog-signature",
-        "x-goog-credential",
-        "x-oss-signature",
-        "x-oss-credential",
-        "x-oss-security-token",
-        "ossaccesskeyid",
-        "awsaccesskeyid",
-        "googleaccessid",
-    }
-)
-"""Query parameters that sign or authorise a presigned URL (TOS, S3, GCS, OSS, Azure SAS)."""
+_SECRET_SUFFIXES = ("signature", "credential", "token")
+"""Signing parameters of TOS, S3, GCS and OSS (X-Tos-Signature, X-Amz-Credential, X-Amz-Security-Token...)."""
+_SECRET_PARAMETERS = frozenset({"sig", "awsaccesskeyid", "googleaccessid", "ossaccesskeyid"})
+"""The rest: Azure SAS's signature and the key ids of older presigned-URL schemes."""
 
 
 def redact_url(url: str) -> str:
@@ -52,4 +33,4 @@ def strip_query(url: str) -> str:
 
 def _is_secret(key: str) -> bool:
     key = key.lower()
-    return key in _SECRET_PARAMETERS or key.endswith(("signature", "credential", "token"))
+    return key in _SECRET_PARAMETERS or key.endswith(_SECRET_SUFFIXES)

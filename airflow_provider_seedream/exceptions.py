@@ -181,7 +181,7 @@ def api_error(status: int, body: bytes, retry_after: float | None = None) -> See
     """The exception type a DAG author can act on, for an error status and its body."""
     reason, message = parse_error_body(body)
     upper_reason = (reason or "").upper()
-    if status == 401 or upper_reason in _AUTH_REASONS or (status == 403 and not reason):
+    if status == 401 or upper_reason in _AUTH_REASONS:
         return SeedreamAuthError(status, reason, message)
     if upper_reason in _CONTENT_POLICY_REASONS:
         return SeedreamContentPolicyError(status, reason, message)

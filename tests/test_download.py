@@ -366,3 +366,24 @@ def test_deferral_waits_only_for_links_not_stored_yet(connection, tmp_path, airf
         operator.execute({"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)})
     assert info.value.trigger.urls == [late]
     assert leftovers(tmp_path) == ["d/r/t/0-0.jpg", "d/r/t/0-manifest.json"]
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [
+        ("X-Tos-Credential=AK%2F20261121&X-Tos-Signature=abc123&X-Tos-Expires=3600", "X-Tos-Expires=3600"),
+        (
+            "X-Amz-Credential=AKIA&X-Amz-Security-Token=tok&X-Amz-Signature=abc123&X-Amz-Date=20261121",
+            "X-Amz-Date",
+        ),
+        ("sv=2024&sig=abc123&se=2026-11-22", "se=2026-11-22"),
+        ("Expires=1&GoogleAccessId=svc&Signature=abc123", "Expires=1"),
+        ("OSSAccessKeyId=LTAI&Signature=abc123&token=abc123", "OSSAccessKeyId=REDACTED"),
+    ],
+)
+def test_signatures_of_every_store_are_redacted(query, kept):
+    from airflow_provider_seedream._redact import redact_url
+
+    redacted = redact_url(f"https://bucket.example.com/image.png?{query}")
+    assert "abc123" not in redacted and "AKIA" not in redacted and "LTAI" not in redacted
+    assert kept in redacted and redacted.startswith("https://bucket.example.com/image.png?")

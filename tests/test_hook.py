@@ -135,6 +135,11 @@ class TestNothingInvalidIsSent:
             SeedreamHook().generate("p", **arguments)
         assert connection.requests == []
 
+    def test_directory_reference_is_refused(self, connection, tmp_path):
+        with pytest.raises(SeedreamValidationError, match="is a directory, not an image file"):
+            SeedreamHook().generate("p", images=[str(tmp_path)])
+        assert connection.requests == []
+
     def test_text_file_reference_is_refused(self, connection, tmp_path):
         text = tmp_path / "notes.png"
         text.write_text("not an image at all")

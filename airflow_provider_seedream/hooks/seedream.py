@@ -11,7 +11,6 @@ from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -19,7 +18,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_seedream._imageinfo import EXTENSIONS, MEDIA_TYPES, read_image_info, sniff_format
 from airflow_provider_seedream._redact import redact_url, strip_query
-from airflow_provider_seedream._storage import storage_target, write_atomically
+from airflow_provider_seedream._storage import as_storage_path, storage_target, write_atomically
 from airflow_provider_seedream.exceptions import (
     SeedreamAuthError,
     SeedreamConnectionError,
@@ -370,17 +369,8 @@ class SeedreamHook(BaseHook):
 
     @staticmethod
     def _read_reference(reference: Reference, label: str, max_bytes: int | None) -> bytes:
-        value = reference.value
-        if isinstance(value, str) and "://" in value:
-            from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-            path: Any = ObjectStoragePath(value)
-        elif isinstance(value, str):
-            path = Path(value).expanduser()
-        else:
-            path = value
         try:
-            with path.open("rb") as handle:
+            with as_storage_path(reference.value).open("rb") as handle:
                 # One byte over the limit is enough to refuse; never read a huge file whole.
                 return bytes(handle.read(-1 if max_bytes is None else max_bytes + 1))
         except FileNotFoundError:
