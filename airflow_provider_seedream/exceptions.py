@@ -7,21 +7,29 @@ Our exception hierarchy:
   + SeedreamValidationError       -- refused before any request: nothing was sent or billed.
   + SeedreamAPIError              -- the API answered with an error (``status``, ``reason``, ``message``).
     - SeedreamAuthError           -- 401/403, or a key the API refused: fix the connection.
-    - SeedreamBadRequestError     -- 400/404/422: the request itself is wrong; retrying cannot help.
+    - SeedreamBadRequestError     -- 400/404/422, or a redirect: the request itself is wrong.
       · SeedreamContentPolicyError  -- the prompt or a reference image was refused by moderation.
       · SeedreamBillingError        -- the account has no balance left.
     - SeedreamRateLimitError      -- 429: images-per-minute limit (``retry_after`` when the API said).
-    - SeedreamServerError         -- 5xx: the service or a gateway failed.
-    - SeedreamResponseError       -- a 2xx whose body is not the documented ``{"images": [...]}``.
+    - SeedreamServerError         -- 503: the service is overloaded and did not take the request.
   + SeedreamTransportError        -- no HTTP answer at all.
     - SeedreamConnectionError     -- could not connect; the request was never sent.
-    - SeedreamTimeoutError        -- sent, but no answer in time: it may already have been billed.
+  + SeedreamPossiblyBilledError   -- the request left this machine and no usable answer came back:
+    |                                the generation may have run and been billed. Never sent again
+    |                                without the ``retry_possibly_billed`` opt-in.
+    - SeedreamTimeoutError        -- sent, then no answer in time or the connection broke
+                                     (also a SeedreamTransportError).
+    - SeedreamResponseError       -- a 2xx that is not the documented ``{"images": [...]}``, or whose
+                                     body broke off (also a SeedreamAPIError).
+    - SeedreamGatewayError        -- 500/502/504, or a 503 after a long wait: the API behind the
+                                     gateway may still be generating (also a SeedreamServerError).
   + SeedreamDownloadError         -- fetching or storing a generated image failed.
     - SeedreamLinkNotReadyError   -- the link does not answer yet (a sensor keeps waiting).
     - SeedreamLinkExpiredError    -- the presigned link expired: generate the image again.
 
-``retryable`` tells whether running the same task again can succeed; the operators turn errors that
-cannot into ``AirflowFailException`` so that they do not spend the task's retries.
+``retryable`` tells whether running the same task again can succeed without risking a second bill;
+the operators turn errors that cannot into ``AirflowFailException`` so that they do not spend the
+task's retries.
 
 This module imports nothing from Airflow, so the request layer stays usable on its own.
 """
@@ -39,8 +47,10 @@ __all__ = [
     "SeedreamContentPolicyError",
     "SeedreamDownloadError",
     "SeedreamError",
+    "SeedreamGatewayError",
     "SeedreamLinkExpiredError",
     "SeedreamLinkNotReadyError",
+    "SeedreamPossiblyBilledError",
     "SeedreamRateLimitError",
     "SeedreamResponseError",
     "SeedreamServerError",
@@ -51,6 +61,12 @@ __all__ = [
 
 MESSAGE_LIMIT = 500
 """API messages and bodies are cut to this many characters: a gateway's HTML page can be huge."""
+
+
+POSSIBLY_BILLED_NOTE = (
+    "the request was sent, so the generation may have run and been billed; it is not sent again "
+    "unless retry_possibly_billed=True"
+)
 
 
 def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -113,14 +129,7 @@ class SeedreamRateLimitError(SeedreamAPIError):
 
 
 class SeedreamServerError(SeedreamAPIError):
-    """The service or a gateway in front of it failed (5xx)."""
-
-
-class SeedreamResponseError(SeedreamAPIError):
-    """A success status with a body that is not the documented ``{"images": [...]}``."""
-
-    # The generation succeeded and was billed: running it again would pay twice.
-    retryable = False
+    """The service refused the request for now (503, overloaded): it was not processed."""
 
 
 class SeedreamTransportError(SeedreamError):
@@ -131,14 +140,37 @@ class SeedreamConnectionError(SeedreamTransportError):
     """The connection could not be made; the request was never sent."""
 
 
-class SeedreamTimeoutError(SeedreamTransportError):
-    """The request was sent but no answer came in time; the generation may already be billed."""
+class SeedreamPossiblyBilledError(SeedreamError):
+    """The request left this machine and no usable answer came back: the generation may have run,
+    and been billed. Sending it again could pay twice, so neither the hook nor a task retry does that
+    unless ``retry_possibly_billed`` is set."""
 
     retryable = False
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}; {POSSIBLY_BILLED_NOTE}"
+
+
+class SeedreamTimeoutError(SeedreamPossiblyBilledError, SeedreamTransportError):
+    """The request was sent, then no answer came in time or the connection broke."""
+
+
+class SeedreamResponseError(SeedreamPossiblyBilledError, SeedreamAPIError):
+    """A success status whose body is not the documented ``{"images": [...]}``, or broke off: the
+    generation ran and was billed, but its links could not be read."""
+
+
+class SeedreamGatewayError(SeedreamPossiblyBilledError, SeedreamServerError):
+    """500/502/504, or a 503 after a long wait: the server or a gateway failed while the request was
+    being handled, and the API behind it may still be generating."""
 
 
 class SeedreamDownloadError(SeedreamError):
     """A generated image could not be fetched or stored."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class SeedreamLinkNotReadyError(SeedreamDownloadError):
@@ -148,7 +180,8 @@ class SeedreamLinkNotReadyError(SeedreamDownloadError):
 class SeedreamLinkExpiredError(SeedreamDownloadError):
     """The presigned link has expired; only a new generation can produce the image again."""
 
-    retryable = False
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 _AUTH_REASONS = frozenset({"INVALID_API_KEY", "MISSING_API_KEY", "API_NOT_ALLOWED", "NEED_REAL_NAME_VERIFY"})
@@ -177,10 +210,34 @@ def parse_error_body(body: bytes) -> tuple[str | None, str]:
     return None, text
 
 
-def api_error(status: int, body: bytes, retry_after: float | None = None) -> SeedreamAPIError:
-    """The exception type a DAG author can act on, for an error status and its body."""
+OVERLOAD_ANSWER_SECONDS = 30.0
+"""A 503 that comes back sooner than this is the service refusing work it did not start; a later one
+may be a gateway giving up on a generation that goes on (Novita warns of 503/504 on long requests)."""
+
+
+def api_error(
+    status: int,
+    body: bytes,
+    retry_after: float | None = None,
+    *,
+    elapsed: float = 0.0,
+    location: str | None = None,
+) -> SeedreamAPIError:
+    """The exception type a DAG author can act on, for an error status and its body.
+
+    This is the billing classification of answers: only 429 and a prompt 503 say the request was not
+    processed (safe to send again); other 5xx may hide a generation that ran. ``elapsed`` is how long
+    the answer took; ``location`` the redirect target of a 3xx, already redacted."""
     reason, message = parse_error_body(body)
     upper_reason = (reason or "").upper()
+    if 300 <= status < 400:
+        return SeedreamBadRequestError(
+            status,
+            "REDIRECT",
+            f"the API answered with a redirect to {location or '(no Location)'}; redirects are not "
+            "followed for generations (they would re-send the request, references included, elsewhere): "
+            "set the connection's host to the API's real base URL",
+        )
     if status == 401 or upper_reason in _AUTH_REASONS:
         return SeedreamAuthError(status, reason, message)
     if upper_reason in _CONTENT_POLICY_REASONS:
@@ -193,6 +250,8 @@ def api_error(status: int, body: bytes, retry_after: float | None = None) -> See
         return SeedreamAuthError(status, reason, message)
     if 400 <= status < 500:
         return SeedreamBadRequestError(status, reason, message)
-    if status >= 500:
+    if status == 503 and elapsed < OVERLOAD_ANSWER_SECONDS:
         return SeedreamServerError(status, reason, message)
+    if status >= 500:
+        return SeedreamGatewayError(status, reason, message)
     return SeedreamResponseError(status, reason, message)

@@ -15,18 +15,18 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "connect_timeout": {
         "label": "Connect timeout (s)",
         "description": "Seconds to wait for a connection to the API. Default 10.",
-        "schema": {"type": ["number", "null"], "minimum": 0.1},
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
     "read_timeout": {
         "label": "Read timeout (s)",
         "description": "Seconds to wait for a generation to answer; 4K or batch generations take minutes. "
         "Default 300.",
-        "schema": {"type": ["number", "null"], "minimum": 1},
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
     "max_retries": {
         "label": "Max retries",
-        "description": "Retries after a rate limit (429), a 500/502/503/504 or a failure to connect. "
-        "Default 3.",
+        "description": "Retries after a rate limit (429), an overloaded API (503) or a failure to connect: "
+        "answers that say nothing was generated. Default 3.",
         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
     },
     "backoff_seconds": {
@@ -39,10 +39,11 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Cap on any wait between retries, including one asked for by Retry-After. Default 60.",
         "schema": {"type": ["number", "null"], "minimum": 0},
     },
-    "retry_on_read_timeout": {
-        "label": "Retry after a read timeout",
-        "description": "A request that timed out may already be generating (and billed); retrying can "
-        "bill twice. Off by default.",
+    "retry_possibly_billed": {
+        "label": "Retry possibly billed requests",
+        "description": "Send a generation again after a failure that came after it was sent (read timeout, "
+        "broken answer, 500/502/504). It may already be generating and billed: a retry can bill twice. "
+        "Off by default. Formerly retry_on_read_timeout, which still works.",
         "schema": {"type": ["boolean", "null"]},
     },
 }

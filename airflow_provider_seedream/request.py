@@ -50,13 +50,17 @@ OBJECT_STORAGE_SCHEMES = frozenset(
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _DATA_URI = re.compile(r"^data:image/([a-zA-Z0-9.+-]+);base64,(.*)$", re.DOTALL)
-_SIZE_WXH = re.compile(r"^(\d+)[xX](\d+)$")
+_SIZE_WXH = re.compile(r"^([0-9]+)[xX]([0-9]+)$")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MEDIA_SUBTYPE_FORMAT = {"jpg": "jpeg", "pjpeg": "jpeg", "x-png": "png", "x-ms-bmp": "bmp", "tif": "tiff"}
 
 
 def _show(value: object, limit: int = 80) -> str:
-    """``repr`` short enough for an error message: data URIs can be megabytes."""
+    """``repr`` short enough for an error message. A data URI shows its type and length only: its
+    content is the user's image, and megabytes long."""
+    if isinstance(value, str) and value.lstrip()[:5].lower() == "data:":
+        head = value.lstrip().split(",", 1)[0]
+        return repr(f"{head[:60]},... ({len(value):,} characters)")
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
 
@@ -266,7 +270,7 @@ class GenerateRequest(BaseModel):
             f"use one of {', '.join(spec.size_presets)}, or WIDTHxHEIGHT with total pixels "
             f"{low:,}..{high:,} and aspect ratio {_ratio(low_ratio)}..{_ratio(high_ratio)}"
         )
-        if self.size.upper() in spec.size_presets:
+        if self.size.strip().upper() in spec.size_presets:
             return None
         match = _SIZE_WXH.match(self.size.strip())
         if not match:
@@ -329,12 +333,23 @@ class GenerateRequest(BaseModel):
                 self.max_images,
             )
 
+    @property
+    def normalized_size(self) -> str | None:
+        """``size`` as sent: a preset in capitals, or ``WIDTHxHEIGHT`` without spaces or leading zeros."""
+        if self.size is None:
+            return None
+        size = self.size.strip()
+        if size.upper() in self.spec.size_presets:
+            return size.upper()
+        width, height = _SIZE_WXH.match(size).groups()  # type: ignore[union-attr]  # validated
+        return f"{int(width)}x{int(height)}"
+
     def to_payload(self, references: list[str] | None = None) -> dict[str, Any]:
         """The JSON body for the API. ``references`` are the URLs and data URIs to send, in order."""
         spec = self.spec
         body: dict[str, Any] = {"prompt": self.prompt}
         if self.size is not None:
-            body["size"] = self.size.upper() if self.size.upper() in spec.size_presets else self.size.lower()
+            body["size"] = self.normalized_size
         if references:
             body[spec.reference_field] = list(references)
         if self.sequential_image_generation is not None:

@@ -20,6 +20,11 @@ MAX_IMAGES_RANGE = (1, 15)
 MAX_TOTAL_IMAGES = 15
 """References plus generated images may not exceed this, for every model."""
 
+REFERENCE_READ_LIMIT = 32 * 1024 * 1024
+"""Largest reference file read for a model whose page documents no byte limit (Seedream 4.5). The
+provider's own bound, not the API's: inlined as base64 it makes a body of about 43 MB, which is
+already more than most proxies pass."""
+
 PROMPT_RECOMMENDED_WORDS = 600
 PROMPT_RECOMMENDED_CJK_CHARACTERS = 300
 

@@ -113,6 +113,20 @@ def memory_object_store():
 
 
 @pytest.fixture
+def console(request):
+    """What the run printed, as a person reading the console or the task log sees it: rendered by
+    Airflow's logging, secrets masked. (caplog holds the raw records, before any masking.) Airflow's
+    log handlers write to the stream pytest's global capture put in place when logging was set up."""
+    manager = request.config.pluginmanager.getplugin("capturemanager")
+
+    def read() -> str:
+        out, err = manager.read_global_capture()
+        return out + err
+
+    return read
+
+
+@pytest.fixture
 def logs(capfd, caplog):
     """Everything logged or printed so far in the test: Airflow 3 logs through structlog to stdout,
     Airflow 2 through stdlib logging."""
@@ -124,3 +138,16 @@ def logs(capfd, caplog):
         return "".join(output) + caplog.text
 
     return read
+
+
+@pytest.fixture
+def hostile_server(monkeypatch):
+    """A scripted hostile server, with ``seedream_default`` pointing at it (fast backoff)."""
+    from hostile import HostileServer
+
+    with HostileServer() as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDREAM_DEFAULT",
+            json_connection(server.url, extra={"backoff_seconds": 0.01, "max_backoff_seconds": 0.05}),
+        )
+        yield server

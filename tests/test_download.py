@@ -13,13 +13,14 @@ import pytest
 from conftest import FAILURES_SHOWN_BY_DAG_TEST
 from PIL import Image
 
+from airflow_provider_seedream._transport import READ_CHUNK_BYTES as DOWNLOAD_CHUNK_BYTES
 from airflow_provider_seedream.exceptions import (
     SeedreamDownloadError,
     SeedreamLinkExpiredError,
     SeedreamLinkNotReadyError,
     SeedreamValidationError,
 )
-from airflow_provider_seedream.hooks.seedream import DOWNLOAD_CHUNK_BYTES, SNIFF_BYTES, SeedreamHook
+from airflow_provider_seedream.hooks.seedream import SNIFF_BYTES, SeedreamHook
 from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
 from airflow_provider_seedream.testing import LinkFault
 from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
@@ -55,7 +56,8 @@ class TestHookDownload:
             80,
             "image/jpeg",
         )
-        assert "X-Tos-Signature" not in image.source and image.source.endswith(".png")
+        assert "X-Tos-Signature" not in image.source and image.source.split("?")[0].endswith(".png")
+        assert image.source == url.split("&X-Tos-Signature=")[0]  # the link's identity, without its signature
         assert leftovers(tmp_path) == ["out/hero.jpg"]
 
     def test_format_comes_from_the_first_bytes_even_when_the_size_is_further(self, connection, tmp_path):
@@ -101,7 +103,7 @@ class TestHookDownload:
             (LinkFault(expired=True), SeedreamLinkExpiredError, r"has expired \(HTTP 403\)"),
             (LinkFault(gone=True), SeedreamLinkExpiredError, r"has expired \(HTTP 410\)"),
             (LinkFault(html=True), SeedreamDownloadError, "did not return an image: Content-Type text/html"),
-            (LinkFault(truncate_at=300), SeedreamDownloadError, "broke after 0 bytes"),
+            (LinkFault(truncate_at=300), SeedreamDownloadError, "broke off after 300 bytes"),
         ],
     )
     def test_failures_leave_nothing_at_the_final_path(self, connection, tmp_path, faults, error, message):
@@ -115,7 +117,10 @@ class TestHookDownload:
         data = noisy_png(1000, 1000)
         assert len(data) * 2 // 3 > DOWNLOAD_CHUNK_BYTES + SNIFF_BYTES  # a partial temporary file is written
         url = connection.add_image(data, LinkFault(truncate_at=len(data) * 2 // 3))
-        with pytest.raises(SeedreamDownloadError, match=r"broke after [0-9,]+ bytes"):
+        with pytest.raises(
+            SeedreamDownloadError,
+            match=r"broke off after [0-9,]+ bytes \(the body ended before its announced length\)",
+        ):
             SeedreamHook().download(url, tmp_path / "a.{ext}")
         assert leftovers(tmp_path) == []
 
@@ -133,8 +138,9 @@ class TestHookDownload:
             SeedreamHook().download(url, tmp_path / "a.jpg")
         assert type(info.value) is SeedreamDownloadError and info.value.retryable
         forged = connection.add_image(jpeg()).split("X-Tos-Signature=")[0] + "X-Tos-Signature=forged"
-        with pytest.raises(SeedreamLinkExpiredError):  # the object store's AccessDenied
+        with pytest.raises(SeedreamDownloadError, match="access problem") as info:  # not an expiry
             SeedreamHook().download(forged, tmp_path / "a.jpg")
+        assert type(info.value) is SeedreamDownloadError and "generated again" not in str(info.value)
 
     def test_not_ready_statuses_are_configurable(self, connection, tmp_path):
         url = connection.add_image(jpeg(), LinkFault(status=503))
@@ -254,7 +260,7 @@ class TestDagRuns:
         assert stored_files(run_dir) == ["0-0.png", "0-1.png", "0-2.png", "0-manifest.json"]
         manifest = json.loads((run_dir / "0-manifest.json").read_text())["images"]
         assert [entry["location"] for entry in manifest] == locations
-        assert [entry["source"] for entry in manifest] == [url.split("?")[0] for url in urls]
+        assert [entry["source"] for entry in manifest] == [url.split("&X-Tos-Signature=")[0] for url in urls]
         assert manifest[0]["width"] == 2048 // 32 and manifest[0]["content_type"] == "image/png"
         assert manifest[0]["sha256"] == hashlib.sha256(connection.image_bytes(urls[0])).hexdigest()
 

@@ -18,6 +18,8 @@ from airflow_provider_seedream.exceptions import (
     SeedreamBillingError,
     SeedreamConnectionError,
     SeedreamContentPolicyError,
+    SeedreamGatewayError,
+    SeedreamPossiblyBilledError,
     SeedreamRateLimitError,
     SeedreamResponseError,
     SeedreamServerError,
@@ -208,7 +210,7 @@ class TestErrors:
 
     def test_gateway_html_is_truncated(self, connection):
         page = b"<html><body>" + b"Bad gateway " * 400 + b"</body></html>"
-        connection.fail_next(502, page, times=4)
+        connection.fail_next(502, page)
         with pytest.raises(SeedreamServerError) as info:
             SeedreamHook().generate("p")
         assert info.value.status == 502
@@ -227,19 +229,31 @@ class TestErrors:
 
 
 class TestRetries:
-    def test_server_errors_are_retried_with_backoff(self, connection, logs):
-        for status in (500, 502, 503):
-            connection.fail_next(status)
+    def test_overload_is_retried_with_backoff(self, connection, logs):
+        connection.fail_next(503, times=3)
         urls = SeedreamHook().generate("p")
         assert len(urls) == 1
         assert len(connection.requests) == 4
         assert "retry 3 of 3" in logs()
 
     def test_attempts_are_bounded(self, connection):
-        connection.fail_next(504, times=10)
-        with pytest.raises(SeedreamServerError, match="504"):
+        connection.fail_next(503, times=10)
+        with pytest.raises(SeedreamServerError, match="503"):
             SeedreamHook().generate("p")
         assert len(connection.requests) == 4  # one try and max_retries=3 retries
+
+    @pytest.mark.parametrize("status", [500, 502, 504])
+    def test_server_failures_after_sending_are_not_retried(self, connection, status):
+        connection.fail_next(status, times=4)
+        with pytest.raises(SeedreamGatewayError, match=f"{status}.*may have run and been billed") as info:
+            SeedreamHook().generate("p")
+        assert isinstance(info.value, SeedreamPossiblyBilledError) and not info.value.retryable
+        assert len(connection.requests) == 1
+
+    def test_server_failures_after_sending_are_retried_when_opted_in(self, connection):
+        connection.fail_next(502, times=2)
+        assert len(SeedreamHook().generate("p", retry_possibly_billed=True)) == 1
+        assert len(connection.requests) == 3
 
     def test_max_retries_comes_from_the_connection(self, sandbox, monkeypatch):
         monkeypatch.setenv(
@@ -298,7 +312,10 @@ class TestRetries:
             "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, extra={"read_timeout": 0.5})
         )
         sandbox.inject(Fault(delay=1.5))
-        with pytest.raises(SeedreamTimeoutError, match="may still run and be billed") as info:
+        with pytest.raises(
+            SeedreamTimeoutError,
+            match=r"within 0\.5 s; the request was sent, so the generation may have run and been billed",
+        ) as info:
             SeedreamHook().generate("p")
         assert info.value.retryable is False
         assert len(sandbox.requests) == 1
@@ -348,13 +365,16 @@ class TestConnection:
             "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(f"http://127.0.0.1:{free_port()}")
         )
         ok, message = SeedreamHook().test_connection()
-        assert not ok and "Could not reach" in message
+        assert not ok and "connection refused; nothing was sent" in message
 
     def test_bad_extra_is_named(self, sandbox, monkeypatch):
         monkeypatch.setenv(
             "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, extra={"max_retries": "many"})
         )
-        with pytest.raises(SeedreamValidationError, match="connection extra max_retries='many'"):
+        with pytest.raises(
+            SeedreamValidationError,
+            match="has invalid extras: max_retries='many': Input should be a valid integer",
+        ):
             SeedreamHook().generate("p")
 
     def test_ui_field_behaviour(self):

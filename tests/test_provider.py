@@ -78,6 +78,6 @@ def test_airflow_providers_list_shows_the_provider():
 
 
 def test_connection_form_fields_are_the_settings_the_hook_reads():
-    from airflow_provider_seedream.hooks.seedream import ClientSettings
+    from airflow_provider_seedream.connection import ConnectionSettings
 
-    assert set(CONNECTION_EXTRA_FIELDS) == set(ClientSettings.__dataclass_fields__)
+    assert set(CONNECTION_EXTRA_FIELDS) == set(ConnectionSettings.model_fields)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import random
+import stat
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
@@ -17,16 +17,32 @@ import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_seedream._imageinfo import EXTENSIONS, MEDIA_TYPES, read_image_info, sniff_format
-from airflow_provider_seedream._redact import redact_url, strip_query
-from airflow_provider_seedream._storage import as_storage_path, storage_target, write_atomically
+from airflow_provider_seedream._redact import link_identity, mask_signatures, redact_text, redact_url
+from airflow_provider_seedream._storage import (
+    as_storage_path,
+    is_local,
+    join,
+    storage_target,
+    write_atomically,
+)
+from airflow_provider_seedream._transport import (
+    GENERATION_RESPONSE_LIMIT,
+    BodyError,
+    describe_cause,
+    hook_may_resend,
+    iter_body,
+    read_body,
+    read_error_body,
+    retry_after,
+    transport_error,
+)
+from airflow_provider_seedream.connection import ConnectionSettings
 from airflow_provider_seedream.exceptions import (
     SeedreamAuthError,
-    SeedreamConnectionError,
     SeedreamDownloadError,
     SeedreamError,
     SeedreamRateLimitError,
     SeedreamResponseError,
-    SeedreamTimeoutError,
     SeedreamValidationError,
     api_error,
 )
@@ -36,7 +52,7 @@ from airflow_provider_seedream.get_provider_info import (
     DEFAULT_CONN_ID,
     get_provider_info,
 )
-from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES, ERROR_BODY_PREFIX, link_failure
+from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES, link_failure
 from airflow_provider_seedream.request import (
     GenerateRequest,
     Reference,
@@ -44,17 +60,18 @@ from airflow_provider_seedream.request import (
     check_data_uri,
     inline_image,
 )
-from airflow_provider_seedream.specs import DEFAULT_MODEL, MODEL_SPECS
+from airflow_provider_seedream.response import image_urls
+from airflow_provider_seedream.specs import DEFAULT_MODEL, MODEL_SPECS, REFERENCE_READ_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Connection, ObjectStoragePath
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 SNIFF_BYTES = 64 * 1024
 """Enough of an image's start to know its format and, for all but odd JPEGs, its pixel size."""
+ERROR_BODY_SECONDS = 30.0
+"""Longest wait for an error body: it is only quoted, so a slow one is cut rather than awaited."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,7 @@ class StoredImage:
     """One downloaded image: a manifest entry."""
 
     source: str
-    """The link without its query string, so without its signature."""
+    """The link without its signing parameters: which image it is, with no credential in it."""
     location: str
     sha256: str
     bytes: int
@@ -76,36 +93,11 @@ class StoredImage:
 
 
 @dataclass(frozen=True)
-class ClientSettings:
-    """Timeouts and retry policy, from the connection's extra (every field optional)."""
+class PreparedGeneration:
+    """A validated request and the body to send: everything that can fail before sending has."""
 
-    connect_timeout: float = 10.0
-    read_timeout: float = 300.0
-    max_retries: int = 3
-    backoff_seconds: float = 2.0
-    max_backoff_seconds: float = 60.0
-    retry_on_read_timeout: bool = False
-
-    @classmethod
-    def from_extra(cls, extra: dict[str, Any]) -> ClientSettings:
-        values: dict[str, Any] = {}
-        for name, field in cls.__dataclass_fields__.items():
-            raw = extra.get(name)
-            if raw is None or raw == "":
-                continue
-            kind = field.type
-            try:
-                if kind == "bool":
-                    values[name] = (
-                        raw if isinstance(raw, bool) else str(raw).strip().lower() in {"1", "true", "yes"}
-                    )
-                else:
-                    values[name] = int(raw) if kind == "int" else float(raw)
-            except (TypeError, ValueError):
-                raise SeedreamValidationError(
-                    f"connection extra {name}={raw!r} is not a valid {kind}"
-                ) from None
-        return cls(**values)
+    request: GenerateRequest
+    body: dict[str, Any]
 
 
 def base_url_from_connection(host: str | None, port: int | None) -> str:
@@ -126,7 +118,7 @@ class SeedreamHook(BaseHook):
     The API key is the connection's password. The host is the API base URL: empty means
     ``https://api.novita.ai``; ``http://127.0.0.1:8080`` is used as given; a bare host name means https.
     Extras (all optional): ``connect_timeout``, ``read_timeout``, ``max_retries``, ``backoff_seconds``,
-    ``max_backoff_seconds``, ``retry_on_read_timeout``.
+    ``max_backoff_seconds``, ``retry_possibly_billed`` (formerly ``retry_on_read_timeout``).
 
     :param seedream_conn_id: the Airflow connection of type ``seedream`` to use.
     """
@@ -182,12 +174,17 @@ class SeedreamHook(BaseHook):
         return connection
 
     @cached_property
+    def _secrets(self) -> tuple[str, ...]:
+        """What a server may echo back and must never be shown: the API key."""
+        return (self._connection.password,) if self._connection.password else ()
+
+    @cached_property
     def base_url(self) -> str:
         return base_url_from_connection(self._connection.host, self._connection.port)
 
     @cached_property
-    def settings(self) -> ClientSettings:
-        return ClientSettings.from_extra(self._connection.extra_dejson)
+    def settings(self) -> ConnectionSettings:
+        return ConnectionSettings.from_extra(self._connection.extra_dejson, self.seedream_conn_id)
 
     def get_conn(self) -> requests.Session:
         """The hook's one HTTP session, authenticated with the connection's key."""
@@ -213,6 +210,7 @@ class SeedreamHook(BaseHook):
         watermark: bool | None = None,
         optimize_prompt_mode: str | None = None,
         timeout: float | None = None,
+        retry_possibly_billed: bool | None = None,
         retry_on_read_timeout: bool | None = None,
     ) -> list[str]:
         """
@@ -222,15 +220,18 @@ class SeedreamHook(BaseHook):
         checked by content and inlined as data URIs, before anything is sent.
 
         :param timeout: read timeout in seconds for this call (default: the connection's).
-        :param retry_on_read_timeout: retry a request that timed out after being sent. It may already be
-            generating, so a retry can bill twice (default: the connection's, off).
+        :param retry_possibly_billed: send the request again after a failure that came after it left
+            this machine (read timeout, broken answer, 500/502/504). The API may already be generating,
+            so this can bill twice (default: the connection's, off).
+        :param retry_on_read_timeout: the former name of ``retry_possibly_billed``.
         :raises SeedreamValidationError: the request breaks a documented rule; nothing was sent.
+        :raises SeedreamPossiblyBilledError: the request was sent and no usable answer came back.
         :raises SeedreamAPIError: the API answered with an error, after any retries.
-        :raises SeedreamTransportError: no answer came, after any retries.
+        :raises SeedreamConnectionError: the API could not be reached; nothing was sent.
         """
-        request = build_request(
+        prepared = self.prepare_generation(
+            prompt,
             model=model,
-            prompt=prompt,
             size=size,
             images=images,
             sequential_image_generation=sequential_image_generation,
@@ -238,24 +239,102 @@ class SeedreamHook(BaseHook):
             watermark=watermark,
             optimize_prompt_mode=optimize_prompt_mode,
         )
-        body = request.to_payload(self._resolve_references(request))
+        opt_in = retry_possibly_billed if retry_possibly_billed is not None else retry_on_read_timeout
+        return self.send_generation(prepared, timeout=timeout, retry_possibly_billed=opt_in)
+
+    def prepare_generation(self, prompt: str, **options: Any) -> PreparedGeneration:
+        """Validate a request and read its reference images: everything :meth:`generate` does before
+        sending. ``options`` are :meth:`generate`'s generation parameters."""
+        request = build_request(prompt=prompt, **options)
+        return PreparedGeneration(request, request.to_payload(self._resolve_references(request)))
+
+    def send_generation(
+        self,
+        prepared: PreparedGeneration,
+        *,
+        timeout: float | None = None,
+        retry_possibly_billed: bool | None = None,
+    ) -> list[str]:
+        """Send a prepared generation and return its image URLs; :meth:`generate` describes the
+        parameters and errors. Each link's signature is registered with Airflow's secret masker."""
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+        settings = self.settings
+        opt_in = settings.retry_possibly_billed if retry_possibly_billed is None else retry_possibly_billed
+        timeouts = (settings.connect_timeout, timeout if timeout is not None else settings.read_timeout)
+        url = f"{self.base_url}{prepared.request.spec.path}"
         started = time.monotonic()
-        response = self._post(
-            request.spec.path,
-            body,
-            read_timeout=timeout,
-            retry_on_read_timeout=retry_on_read_timeout,
+        # tenacity runs the loop; which failures may be sent again is hook_may_resend's decision alone.
+        retrying = Retrying(
+            stop=stop_after_attempt(settings.max_retries + 1),
+            retry=retry_if_exception(
+                lambda err: (
+                    isinstance(err, SeedreamError) and hook_may_resend(err, retry_possibly_billed=opt_in)
+                )
+            ),
+            wait=lambda state: self._backoff(state.attempt_number, state.outcome.exception()),  # type: ignore[union-attr]
+            before_sleep=lambda state: self.log.warning(
+                "Seedream request failed (%s); retry %d of %d in %.1f s",
+                state.outcome.exception(),  # type: ignore[union-attr]
+                state.attempt_number,
+                settings.max_retries,
+                state.upcoming_sleep,
+            ),
+            sleep=time.sleep,
+            reraise=True,
         )
-        urls = image_urls(response)
+        urls: list[str] = retrying(self._post_generation, url, prepared.body, timeouts)
+        mask_signatures(urls)
+        request = prepared.request
         self.log.info(
             "Seedream %s: size=%s, %d reference(s), %d image(s) in %.1f s",
             request.model,
-            request.size or "default",
+            request.normalized_size or "default",
             len(request.images or ()),
             len(urls),
             time.monotonic() - started,
         )
         return urls
+
+    def _post_generation(self, url: str, body: dict[str, Any], timeouts: tuple[float, float]) -> list[str]:
+        """One POST. Redirects are never followed: a 307 would re-send the references elsewhere, and a
+        302 would turn into a GET whose answer is no generation."""
+        started = time.monotonic()
+        try:
+            response = self._session.post(
+                url, json=body, timeout=timeouts, stream=True, allow_redirects=False
+            )
+        except requests.RequestException as err:
+            raise transport_error(err, url, timeouts) from None
+        with response:
+            status = response.status_code
+            if 200 <= status < 300:
+                try:
+                    content = read_body(
+                        response,
+                        limit=GENERATION_RESPONSE_LIMIT,
+                        deadline=time.monotonic() + timeouts[1],
+                        read_timeout=timeouts[1],
+                    )
+                except BodyError as err:
+                    raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
+                return image_urls(status, content, self._secrets)
+            error_body = read_error_body(response, min(timeouts[1], ERROR_BODY_SECONDS))
+            raise api_error(
+                status,
+                redact_text(error_body.decode("utf-8", errors="replace"), self._secrets).encode(),
+                retry_after(response),
+                elapsed=time.monotonic() - started,
+                location=redact_url(response.headers.get("Location", "")) or None,
+            )
+
+    def _backoff(self, attempt: int, error: BaseException | None) -> float:
+        settings = self.settings
+        if isinstance(error, SeedreamRateLimitError) and error.retry_after is not None:
+            return min(error.retry_after, settings.max_backoff_seconds)
+        delay = min(settings.backoff_seconds * 2 ** (attempt - 1), settings.max_backoff_seconds)
+        # Half fixed, half random: waits still grow, and parallel mapped tasks do not retry in lockstep.
+        return float(delay / 2 + random.uniform(0, delay / 2))
 
     def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """
@@ -264,10 +343,11 @@ class SeedreamHook(BaseHook):
         ``path`` is a local path, an object-storage URI (``s3://...``, ``file://...``) or an
         ``ObjectStoragePath``; ``{ext}`` in its file name is replaced by the extension of the content. The
         body must be an image by content. It is written under a temporary name beside the target and
-        renamed when complete, so a failed download never leaves anything at ``path``.
+        renamed when complete, so a failed download never leaves anything at ``path``; a symbolic link
+        at ``path`` is replaced, not written through.
 
         :raises SeedreamLinkNotReadyError: the link answers 404: not available yet.
-        :raises SeedreamLinkExpiredError: the link has expired (403 "Request has expired"/AccessDenied, 410).
+        :raises SeedreamLinkExpiredError: the link has expired (403 "Request has expired", 410).
         :raises SeedreamDownloadError: any other failure, including a body that is not an image or is cut off.
         """
         return self.download_image(url, path).location
@@ -277,47 +357,60 @@ class SeedreamHook(BaseHook):
         url: str,
         path: str | os.PathLike[str] | ObjectStoragePath,
         *,
-        max_bytes: int | None = None,
+        destination: str | os.PathLike[str] | ObjectStoragePath | None = None,
+        max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
         not_ready_statuses: Collection[int] = DEFAULT_NOT_READY_STATUSES,
+        timeout: float | None = None,
     ) -> StoredImage:
         """:meth:`download`, returning the stored image's details (size, sha256, pixel size...).
 
-        :param max_bytes: refuse bodies larger than this.
+        :param destination: when given, ``path`` is a name below it, and nothing is written outside
+            it: no symbolic link below a local destination is followed.
+        :param max_bytes: refuse bodies larger than this (default 80 MiB, above any 4K image);
+            ``None`` for no limit.
         :param not_ready_statuses: statuses meaning "not available yet" (default 404).
+        :param timeout: seconds the whole download may take (default: the connection's read timeout),
+            however slowly the server sends.
         """
         where = redact_url(url)
+        mask_signatures([url])
         settings = self.settings
+        budget = timeout if timeout is not None else settings.read_timeout
+        deadline = time.monotonic() + budget
+        read_timeout = min(settings.read_timeout, budget)
         try:
             response = self._download_session.get(
-                url, stream=True, timeout=(settings.connect_timeout, settings.read_timeout)
+                url, stream=True, timeout=(settings.connect_timeout, read_timeout)
             )
         except requests.RequestException as err:
-            raise SeedreamDownloadError(f"Could not fetch {where}: {_root_cause(err)}") from None
+            raise SeedreamDownloadError(f"Could not fetch {where}: {describe_cause(err)}") from None
         with response:
             if response.status_code != 200:
-                raise link_failure(
-                    response.status_code, response.raw.read(ERROR_BODY_PREFIX), url, not_ready_statuses
-                )
-            body = _CheckedBody(response, where, max_bytes)
-            image_format = sniff_format(body.head)
+                body = read_error_body(response, min(read_timeout, ERROR_BODY_SECONDS))
+                raise link_failure(response.status_code, body, url, not_ready_statuses)
+            body_chunks = _ImageBody(response, where, max_bytes, deadline, read_timeout)
+            image_format = sniff_format(body_chunks.head)
             if image_format is None:
                 raise SeedreamDownloadError(
                     f"{where} did not return an image: Content-Type "
-                    f"{response.headers.get('Content-Type', 'none')}, body starts {body.head[:48]!r}"
+                    f"{response.headers.get('Content-Type', 'none')}, body starts "
+                    f"{redact_text(body_chunks.head[:48].decode('latin-1'))!r}"
                 )
             # The pixel size, when the header fits in the first bytes (a JPEG's may not).
-            info = read_image_info(body.head)
-            target, location = storage_target(path, EXTENSIONS[image_format])
-            write_atomically(target, body)
+            info = read_image_info(body_chunks.head)
+            full = path if destination is None else join(destination, str(path))
+            target, location = storage_target(full, EXTENSIONS[image_format])
+            root = None if destination is None else as_storage_path(destination)
+            write_atomically(target, body_chunks, root)
         from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
         get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
-        self.log.info("Stored %s (%d bytes) at %s", where, body.size, location)
+        self.log.info("Stored %s (%d bytes) at %s", where, body_chunks.size, location)
         return StoredImage(
-            source=strip_query(url),
+            source=link_identity(url),
             location=location,
-            sha256=body.sha256.hexdigest(),
-            bytes=body.size,
+            sha256=body_chunks.sha256.hexdigest(),
+            bytes=body_chunks.size,
             content_type=MEDIA_TYPES[image_format],
             width=info.width if info else None,
             height=info.height if info else None,
@@ -335,18 +428,28 @@ class SeedreamHook(BaseHook):
 
         It posts an empty JSON object to the Seedream 4.5 endpoint. Without a prompt the API cannot
         generate, so it answers 400 once it has accepted the key, and 401/403 (or a key-related
-        reason) when it has not. No retries are made.
+        reason) when it has not. No retries are made, and redirects are not followed.
         """
         try:
-            timeout = (self.settings.connect_timeout, min(self.settings.read_timeout, 30.0))
+            settings = self.settings
+            read_timeout = min(settings.read_timeout, ERROR_BODY_SECONDS)
             response = self._session.post(
-                f"{self.base_url}{MODEL_SPECS[DEFAULT_MODEL].path}", json={}, timeout=timeout
+                f"{self.base_url}{MODEL_SPECS[DEFAULT_MODEL].path}",
+                json={},
+                timeout=(settings.connect_timeout, read_timeout),
+                stream=True,
+                allow_redirects=False,
             )
         except requests.RequestException as err:
-            return False, f"Could not reach {self.base_url}: {type(err).__name__}"
+            return False, str(transport_error(err, self.base_url, (settings.connect_timeout, read_timeout)))
         except SeedreamError as err:
             return False, str(err)
-        error = api_error(response.status_code, response.content)
+        with response:
+            body = redact_text(
+                read_error_body(response, read_timeout).decode("utf-8", "replace"), self._secrets
+            )
+        location = redact_url(response.headers.get("Location", "")) or None
+        error = api_error(response.status_code, body.encode(), location=location)
         if response.ok or (response.status_code == 400 and not isinstance(error, SeedreamAuthError)):
             return True, f"Connected to {self.base_url}; the API key was accepted."
         return False, str(error)
@@ -363,112 +466,71 @@ class SeedreamHook(BaseHook):
                 check_data_uri(reference.value, spec, label)
                 resolved.append(reference.value)
             else:
-                data = self._read_reference(reference, label, spec.reference_limits.max_bytes)
+                limit = spec.reference_limits.max_bytes or REFERENCE_READ_LIMIT
+                data = _read_reference(reference, label, limit)
+                if len(data) > limit:
+                    raise SeedreamValidationError(
+                        f"{label}: over the {limit:,}-byte limit for {spec.name} reference images"
+                    )
                 resolved.append(inline_image(data, spec, label))
         return resolved
 
-    @staticmethod
-    def _read_reference(reference: Reference, label: str, max_bytes: int | None) -> bytes:
-        try:
-            with as_storage_path(reference.value).open("rb") as handle:
-                # One byte over the limit is enough to refuse; never read a huge file whole.
-                return bytes(handle.read(-1 if max_bytes is None else max_bytes + 1))
-        except FileNotFoundError:
-            raise SeedreamValidationError(f"{label}: no such file") from None
-        except IsADirectoryError:
-            raise SeedreamValidationError(f"{label}: is a directory, not an image file") from None
-        except OSError as err:
-            raise SeedreamValidationError(f"{label}: cannot be read ({err.strerror or err})") from None
 
-    def _post(
-        self,
-        path: str,
-        body: dict[str, Any],
-        *,
-        read_timeout: float | None,
-        retry_on_read_timeout: bool | None,
-    ) -> requests.Response:
-        """POST with bounded retries. Retried: 429, 500/502/503/504, and failures to connect (nothing
-        was sent). A request that was sent and got no answer is retried only when opted in."""
-        settings = self.settings
-        timeout = (
-            settings.connect_timeout,
-            read_timeout if read_timeout is not None else settings.read_timeout,
-        )
-        retry_timeouts = (
-            settings.retry_on_read_timeout if retry_on_read_timeout is None else retry_on_read_timeout
-        )
-        url = f"{self.base_url}{path}"
-        attempt = 0
-        while True:
-            attempt += 1
-            error: SeedreamError
-            try:
-                response = self._session.post(url, json=body, timeout=timeout)
-            except requests.RequestException as err:
-                error = transport_error(err, url, timeout)
-                if isinstance(error, SeedreamTimeoutError) and not retry_timeouts:
-                    raise error from err
-            else:
-                if response.ok:
-                    return response
-                error = api_error(response.status_code, response.content, retry_after(response))
-                if response.status_code not in RETRYABLE_STATUSES:
-                    raise error
-            if attempt > settings.max_retries:
-                raise error
-            wait = self._backoff(attempt, error)
-            self.log.warning(
-                "Seedream request failed (%s); retry %d of %d in %.1f s",
-                error,
-                attempt,
-                settings.max_retries,
-                wait,
-            )
-            time.sleep(wait)
-
-    def _backoff(self, attempt: int, error: SeedreamError) -> float:
-        settings = self.settings
-        if isinstance(error, SeedreamRateLimitError) and error.retry_after is not None:
-            return min(error.retry_after, settings.max_backoff_seconds)
-        delay = min(settings.backoff_seconds * 2 ** (attempt - 1), settings.max_backoff_seconds)
-        # Half fixed, half random: waits still grow, and parallel mapped tasks do not retry in lockstep.
-        return float(delay / 2 + random.uniform(0, delay / 2))
+def _read_reference(reference: Reference, label: str, limit: int) -> bytes:
+    """A reference file's bytes, at most ``limit`` + 1 (one byte over is enough to refuse). Only a
+    regular file is read: a FIFO or a device could block or never end."""
+    path = as_storage_path(reference.value)
+    try:
+        if is_local(path):
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; the check below refuses it.
+            fd = os.open(path.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as handle:
+                mode = os.fstat(fd).st_mode
+                if not stat.S_ISREG(mode):
+                    kind = (
+                        "a directory"
+                        if stat.S_ISDIR(mode)
+                        else "not a regular file (a FIFO, socket or device)"
+                    )
+                    raise SeedreamValidationError(f"{label}: is {kind}, not an image file")
+                return handle.read(limit + 1)
+        if path.is_dir():
+            raise SeedreamValidationError(f"{label}: is a directory, not an image file")
+        with path.open("rb") as handle:
+            return bytes(handle.read(limit + 1))
+    except FileNotFoundError:
+        raise SeedreamValidationError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise SeedreamValidationError(f"{label}: is a directory, not an image file") from None
+    except OSError as err:
+        raise SeedreamValidationError(
+            f"{label}: cannot be read ({err.strerror or type(err).__name__})"
+        ) from None
 
 
-def transport_error(err: requests.RequestException, url: str, timeout: tuple[float, float]) -> SeedreamError:
-    """Split failures into "never sent" (safe to retry) and "sent, no answer" (may be billed)."""
-    where = redact_url(url)
-    if isinstance(err, requests.ConnectTimeout):
-        return SeedreamConnectionError(f"Could not connect to {where} within {timeout[0]} s")
-    if isinstance(err, requests.ReadTimeout):
-        return SeedreamTimeoutError(
-            f"No answer from {where} within {timeout[1]} s; the generation may still run and be billed"
-        )
-    if isinstance(err, requests.ConnectionError) and _never_sent(err):
-        return SeedreamConnectionError(f"Could not connect to {where}: {_root_cause(err)}")
-    if isinstance(err, requests.ConnectionError):
-        return SeedreamTimeoutError(
-            f"The connection to {where} broke after the request was sent ({_root_cause(err)}); "
-            "the generation may still run and be billed"
-        )
-    return SeedreamConnectionError(f"Request to {where} failed: {type(err).__name__}")
-
-
-class _CheckedBody:
+class _ImageBody:
     """A response body as chunks: counted and hashed on the way, refused when it breaks the limits
     or is cut off. ``head`` is its first bytes, read ahead to tell the format."""
 
-    def __init__(self, response: requests.Response, where: str, max_bytes: int | None) -> None:
-        self._chunks = response.iter_content(DOWNLOAD_CHUNK_BYTES)
+    def __init__(
+        self,
+        response: requests.Response,
+        where: str,
+        max_bytes: int | None,
+        deadline: float,
+        read_timeout: float,
+    ) -> None:
         self._where, self._max_bytes = where, max_bytes
-        self._declared = _declared_length(response)
-        if max_bytes is not None and self._declared is not None and self._declared > max_bytes:
-            raise SeedreamDownloadError(f"{where} is {self._declared:,} bytes, over max_bytes={max_bytes:,}")
+        declared = _declared_length(response)
+        if max_bytes is not None and declared is not None and declared > max_bytes:
+            raise SeedreamDownloadError(
+                f"{where} is {declared:,} bytes, over max_bytes={max_bytes:,}", retryable=False
+            )
+        self._chunks = iter_body(response, limit=max_bytes, deadline=deadline, read_timeout=read_timeout)
         self.size = 0
         self.sha256 = hashlib.sha256()
         self._head_chunks: list[bytes] = []
-        for chunk in self._checked(self._chunks):
+        for chunk in self._checked():
             self._head_chunks.append(chunk)
             if self.size >= SNIFF_BYTES:
                 break
@@ -476,24 +538,21 @@ class _CheckedBody:
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._head_chunks
-        yield from self._checked(self._chunks)
-        if self._declared is not None and self.size != self._declared:
-            raise SeedreamDownloadError(
-                f"{self._where} sent {self.size:,} of its {self._declared:,} bytes; the transfer was cut off"
-            )
+        yield from self._checked()
 
-    def _checked(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _checked(self) -> Iterator[bytes]:
         try:
-            for chunk in chunks:
+            for chunk in self._chunks:
                 self.size += len(chunk)
-                if self._max_bytes is not None and self.size > self._max_bytes:
-                    raise SeedreamDownloadError(f"{self._where} is over max_bytes={self._max_bytes:,}")
                 self.sha256.update(chunk)
                 yield chunk
-        except requests.RequestException as err:
-            raise SeedreamDownloadError(
-                f"The transfer of {self._where} broke after {self.size:,} bytes ({_root_cause(err)})"
-            ) from None
+        except BodyError as err:
+            message = (
+                f"{self._where} is over max_bytes={self._max_bytes:,}"
+                if err.too_large
+                else f"The transfer of {self._where} failed: {err}"
+            )
+            raise SeedreamDownloadError(message, retryable=not err.too_large) from None
 
 
 def _declared_length(response: requests.Response) -> int | None:
@@ -504,63 +563,3 @@ def _declared_length(response: requests.Response) -> int | None:
         return int(response.headers["Content-Length"])
     except (KeyError, ValueError):
         return None
-
-
-def _never_sent(err: requests.ConnectionError) -> bool:
-    from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
-
-    cause = err.args[0] if err.args else None
-    if isinstance(cause, MaxRetryError):
-        cause = cause.reason
-    return isinstance(cause, (NewConnectionError, NameResolutionError))
-
-
-def _root_cause(err: BaseException) -> str:
-    cause: BaseException = err
-    while cause.__context__ is not None and cause.__context__ is not cause:
-        cause = cause.__context__
-    return type(cause).__name__
-
-
-def retry_after(response: requests.Response) -> float | None:
-    """``Retry-After`` in seconds, from a number or an HTTP date; ``None`` when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def image_urls(response: requests.Response) -> list[str]:
-    """The URLs in ``{"images": [...]}``; items may be strings or objects with ``image_url``/``url``."""
-    try:
-        document = response.json()
-    except ValueError:
-        raise SeedreamResponseError(response.status_code, "INVALID_RESPONSE", response.text) from None
-    items = document.get("images") if isinstance(document, dict) else None
-    if not isinstance(items, list) or not items:
-        raise SeedreamResponseError(
-            response.status_code, "NO_IMAGES", f"expected a non-empty 'images' list, got: {response.text}"
-        )
-    urls = []
-    for item in items:
-        url = (
-            item
-            if isinstance(item, str)
-            else (item.get("image_url") or item.get("url"))
-            if isinstance(item, dict)
-            else None
-        )
-        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-            raise SeedreamResponseError(
-                response.status_code, "INVALID_IMAGE_ITEM", f"not an image URL: {item!r}"
-            )
-        urls.append(url)
-    return urls

@@ -7,8 +7,10 @@ import os
 import posixpath
 import re
 import string
+import time
 from collections.abc import Collection, Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -20,17 +22,31 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_seedream._redact import redact_url, strip_query
-from airflow_provider_seedream._storage import as_storage_path, write_atomically
+from airflow_provider_seedream._generation_state import (
+    GENERATED,
+    STATE_KEY,
+    GenerationState,
+    usable_urls,
+)
+from airflow_provider_seedream._redact import link_identity, mask_signatures, redact_url
+from airflow_provider_seedream._storage import (
+    as_storage_path,
+    join,
+    remove_partial_files,
+    storage_target,
+    write_atomically,
+)
 from airflow_provider_seedream.exceptions import (
     SeedreamDownloadError,
     SeedreamError,
     SeedreamLinkNotReadyError,
+    SeedreamPossiblyBilledError,
     SeedreamValidationError,
 )
 from airflow_provider_seedream.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES
+from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.request import build_request
+from airflow_provider_seedream.response import url_problem
 from airflow_provider_seedream.specs import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -40,6 +56,8 @@ if TYPE_CHECKING:
 
 DEFAULT_FILENAME = "{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}"
 FILENAME_FIELDS = frozenset({"dag_id", "run_id", "task_id", "map_index", "index", "ext"})
+MANIFEST_READ_LIMIT = 1024 * 1024
+"""A manifest lists at most 15 images in a few KB; anything larger is not one of ours."""
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -65,7 +83,8 @@ def _is_literal(value: Any) -> bool:
 
 
 def _without_retries_if_hopeless(err: SeedreamError) -> Exception:
-    """Errors that a retry cannot fix fail the task without spending its retries."""
+    """Errors that a retry cannot fix, or that a retry could pay for twice, fail the task without
+    spending its retries."""
     return err if err.retryable else AirflowFailException(str(err))
 
 
@@ -75,8 +94,14 @@ class SeedreamGenerateOperator(BaseOperator):
 
     Every rule the API documents is checked before a request is sent: literal arguments when the
     operator is built (so a broken DAG fails at parse time), templated ones after rendering.
-    Validation, authentication and content-policy failures fail the task without retries; so does a
-    read timeout, because the generation may already be billed.
+    Validation, authentication and content-policy failures fail the task without retries; so does any
+    failure after the request was sent (a read timeout, a broken answer, 500/502/504), because the
+    generation may already be billed, unless ``retry_possibly_billed`` is set.
+
+    On Airflow 3.3+, with ``durable=True`` (the default), the task instance remembers its generation
+    across tries in Airflow's task state store: a later try returns the links an earlier try got (while
+    they still work) instead of paying again, and refuses to send again after a try that may have been
+    billed (unless ``retry_possibly_billed``).
 
     :param prompt: what to generate (templated).
     :param model: ``seedream-4.5`` (default) or ``seedream-4.0``.
@@ -89,6 +114,9 @@ class SeedreamGenerateOperator(BaseOperator):
     :param optimize_prompt_mode: ``standard`` (Seedream 4.5 only).
     :param seedream_conn_id: the ``seedream`` connection holding the API key.
     :param request_timeout: read timeout in seconds for the generation request (default: the connection's).
+    :param retry_possibly_billed: send the request again, by the hook and by task retries, after a
+        failure that may already have been billed (default: the connection's extra, off).
+    :param durable: remember the generation across tries of this task instance (Airflow 3.3+).
     """
 
     template_fields: Sequence[str] = ("prompt", "images", "size")
@@ -107,6 +135,8 @@ class SeedreamGenerateOperator(BaseOperator):
         optimize_prompt_mode: str | None = None,
         seedream_conn_id: str = DEFAULT_CONN_ID,
         request_timeout: float | None = None,
+        retry_possibly_billed: bool | None = None,
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -120,7 +150,13 @@ class SeedreamGenerateOperator(BaseOperator):
         self.optimize_prompt_mode = optimize_prompt_mode
         self.seedream_conn_id = seedream_conn_id
         self.request_timeout = request_timeout
+        self.retry_possibly_billed = retry_possibly_billed
+        self.durable = durable
         self._check_literal_arguments()
+
+    @cached_property
+    def hook(self) -> SeedreamHook:
+        return _hook(self.seedream_conn_id)
 
     def _request_arguments(self) -> dict[str, Any]:
         return {
@@ -143,11 +179,89 @@ class SeedreamGenerateOperator(BaseOperator):
         build_request(**arguments)
 
     def execute(self, context: Context) -> list[str]:
-        hook = _hook(self.seedream_conn_id)
+        hook = self.hook
         try:
-            return hook.generate(**self._request_arguments(), timeout=self.request_timeout)
+            opt_in = (
+                hook.settings.retry_possibly_billed
+                if self.retry_possibly_billed is None
+                else self.retry_possibly_billed
+            )
+            state = self._generation_state(context)
+            if state is not None and (urls := self._resume(state, context, opt_in)) is not None:
+                return urls
+            prepared = hook.prepare_generation(**self._request_arguments())
         except SeedreamError as err:
             raise _without_retries_if_hopeless(err) from err
+        if state is not None:
+            state.mark_sent()
+        try:
+            urls = hook.send_generation(prepared, timeout=self.request_timeout, retry_possibly_billed=opt_in)
+        except SeedreamPossiblyBilledError as err:
+            if state is not None:
+                state.mark_possibly_billed(str(err))
+            raise err if opt_in else AirflowFailException(str(err)) from err
+        except SeedreamError as err:
+            if state is not None:
+                state.forget()
+            raise _without_retries_if_hopeless(err) from err
+        if state is not None:
+            state.mark_generated(urls)
+        return urls
+
+    def _generation_state(self, context: Context) -> GenerationState | None:
+        if not self.durable:
+            return None
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.info(
+                "This Airflow has no task state store (it arrived in 3.3): a retry of this task cannot "
+                "know what an earlier try sent, so cross-try protection against paying twice is off."
+            )
+            return None
+        return GenerationState(store, context["ti"].try_number)
+
+    def _resume(self, state: GenerationState, context: Context, opt_in: bool) -> list[str] | None:
+        """The links an earlier try got, if they still work; refuse to send again after a try that may
+        have been billed, unless opted in; otherwise ``None``: generate."""
+        earlier = state.earlier()
+        if earlier is None:
+            return None
+        when = f"try {earlier.get('try_number', '?')} of this task at {earlier.get('at', '?')}"
+        if earlier["status"] == GENERATED:
+            urls = usable_urls(earlier)
+            if urls is not None:
+                self.log.info(
+                    "Returning the %d image link(s) generated by %s instead of paying for a new "
+                    "generation (durable=True; valid until %s).",
+                    len(urls),
+                    when,
+                    earlier["usable_until"],
+                )
+                mask_signatures(urls)
+                return urls
+            self.log.warning(
+                "The images generated by %s were paid for, but their links expired at %s: generating again.",
+                when,
+                earlier.get("usable_until"),
+            )
+            return None
+        if opt_in:
+            self.log.warning(
+                "%s sent this generation and got no usable answer; sending it again because "
+                "retry_possibly_billed is set: it may be billed twice.",
+                when.capitalize(),
+            )
+            return None
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        raise AirflowFailException(
+            f"{when.capitalize()} sent this generation and got no usable answer "
+            f"({earlier.get('error', 'the try ended while waiting for it')}): it may have been billed, "
+            "so it is not sent again. To generate anyway, set retry_possibly_billed=True on the task or the "
+            f"connection, or delete the task state key {STATE_KEY!r} (REST: DELETE /api/v2/dags/{ti.dag_id}/"
+            f"dagRuns/{ti.run_id}/taskInstances/{ti.task_id}/state-store/{STATE_KEY}"
+            f"{f'?map_index={map_index}' if map_index is not None and map_index >= 0 else ''})."
+        )
 
 
 class SeedreamDownloadOperator(BaseSensorOperator):
@@ -157,23 +271,26 @@ class SeedreamDownloadOperator(BaseSensorOperator):
     Returns (XCom) the stored locations, in the order of ``urls``. Beside the images it writes a JSON
     manifest (the filename pattern with ``{index}`` as ``manifest`` and ``{ext}`` as ``json``) listing,
     per image, the link without its signature, sha256, bytes, content type, pixel size, location and
-    time. Images the manifest already lists for the same links are not fetched again, whether on the
-    next poke, after a reschedule or on a retry.
+    time. Images the manifest already lists for the same links, still present with their size, are not
+    fetched again, whether on the next poke, after a reschedule or on a retry.
 
     A link answering 404 (or another of ``not_ready_statuses``) is not ready: the sensor keeps poking
-    until ``timeout``. An expired link (403 "Request has expired"/AccessDenied, or 410) fails the task
-    at once, without retries: only a new generation can produce the image. Any other failure fails
-    with the status and the start of the body.
+    until ``timeout``. An expired link (403 "Request has expired", or 410) fails the task at once,
+    without retries: only a new generation can produce the image. Any other failure fails with the
+    status and the start of the body.
 
     :param urls: one link, a list, or an upstream ``XComArg`` such as ``gen.output`` (templated). A list
         of lists, as a mapped generation returns, is flattened.
     :param destination: a local folder, a URI (``file://``, ``s3://bucket/prefix``, ``gs://...``), or an
-        ``ObjectStoragePath`` (templated).
+        ``ObjectStoragePath`` (templated). Nothing is written outside it, and no symbolic link below a
+        local destination is followed.
     :param filename: the name pattern below ``destination`` (templated). Fields: ``{dag_id}``,
-        ``{run_id}``, ``{task_id}``, ``{map_index}`` (0 when not mapped), ``{index}`` (position in
-        ``urls``) and ``{ext}`` (from the content). Default
+        ``{run_id}``, ``{task_id}``, ``{map_index}`` (0 when not mapped; required when mapped),
+        ``{index}`` (position in ``urls``) and ``{ext}`` (from the content); ``{index}`` or ``{ext}`` must
+        appear, so the manifest cannot take an image's name. Default
         ``{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}``, so a rerun overwrites.
-    :param max_bytes: refuse images larger than this many bytes.
+    :param max_bytes: refuse images larger than this many bytes (default 80 MiB, above any 4K image;
+        ``None`` for no limit).
     :param not_ready_statuses: statuses that mean "not available yet" (default ``(404,)``).
     :param deferrable: wait in the triggerer instead of a worker slot.
     """
@@ -188,7 +305,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         destination: str | os.PathLike[str] | ObjectStoragePath,
         filename: str | None = None,
         seedream_conn_id: str = DEFAULT_CONN_ID,
-        max_bytes: int | None = None,
+        max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
         not_ready_statuses: Collection[int] = DEFAULT_NOT_READY_STATUSES,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
@@ -202,25 +319,57 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         self.not_ready_statuses = tuple(not_ready_statuses)
         self.deferrable = deferrable
         if _is_literal(self.filename):
-            _check_filename_fields(self.filename)
+            _check_filename_pattern(self.filename)
+        self._mask_link_signatures()
+
+    @cached_property
+    def hook(self) -> SeedreamHook:
+        return _hook(self.seedream_conn_id)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        # Before Airflow stores the rendered fields for the UI, which it masks with what it knows.
+        self._mask_link_signatures()
+
+    def _mask_link_signatures(self) -> None:
+        """Links arrive as literals, mapped values (given to __init__) or rendered XCom: mask each."""
+        items = [self.urls] if isinstance(self.urls, str) else self.urls
+        if isinstance(items, (list, tuple)):
+            mask_signatures(
+                url
+                for item in items
+                for url in (item if isinstance(item, (list, tuple)) else [item])
+                if isinstance(url, str)
+            )
 
     def execute(self, context: Context) -> list[str] | None:
+        removed = remove_partial_files(self._root(), self._names(context))
+        if removed:
+            self.log.info("Removed %d partial file(s) an interrupted try left: %s", len(removed), removed)
         if not self.deferrable:
             locations: list[str] | None = super().execute(context)  # the sensor loop around poke()
             return locations
-        return self._store_or_defer(context)
+        return self._store_or_defer(context, end_time=time.time() + self.timeout)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[str] | None:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None) -> list[str] | None:
         """Resume on a worker after the trigger fired: store the images, or fail as the trigger said."""
-        if event["status"] == "timeout":
-            raise AirflowSensorTimeout(event["message"])
-        if event["status"] == "expired":
-            raise AirflowFailException(event["message"])
-        if event["status"] == "error":
-            raise SeedreamDownloadError(event["message"])
-        return self._store_or_defer(context)
+        event = event if isinstance(event, dict) else {}
+        status, message = event.get("status"), str(event.get("message", ""))
+        if status == "timeout":
+            raise AirflowSensorTimeout(message)
+        if status == "expired":
+            raise AirflowFailException(message)
+        if status == "error":
+            raise SeedreamDownloadError(message)
+        if status != "ready":
+            raise SeedreamDownloadError(
+                f"the links trigger sent an event this operator does not know: {event!r}"
+            )
+        return self._store_or_defer(
+            context, end_time=float(event.get("end_time") or time.time() + self.timeout)
+        )
 
-    def _store_or_defer(self, context: Context) -> list[str] | None:
+    def _store_or_defer(self, context: Context, end_time: float) -> list[str] | None:
         locations, waiting = self._store_available(context)
         if locations is not None:
             return locations
@@ -230,12 +379,12 @@ class SeedreamDownloadOperator(BaseSensorOperator):
             trigger=SeedreamLinksTrigger(
                 waiting,
                 poll_interval=self.poke_interval,
-                timeout=self.timeout,
+                end_time=end_time,
                 not_ready_statuses=list(self.not_ready_statuses),
-                connect_timeout=_hook(self.seedream_conn_id).settings.connect_timeout,
+                connect_timeout=self.hook.settings.connect_timeout,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=timedelta(seconds=max(end_time - time.time(), 1)),
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -248,24 +397,23 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         expiring meanwhile fails nothing."""
         urls = self._url_list()
         destination = self._destination()
-        hook = _hook(self.seedream_conn_id)
-        fields = _filename_fields(context)
-        if len(urls) > 1 and "{index}" not in self.filename:
-            raise AirflowFailException(
-                f"filename={self.filename!r} needs {{index}}: there are {len(urls)} links"
-            )
-        manifest_path = as_storage_path(
-            _join(destination, _render_name(self.filename, {**fields, "index": "manifest", "ext": "json"}))
-        )
-        stored = _already_stored(manifest_path, urls)
+        names = self._names(context, len(urls))
+        hook = self.hook
+        manifest_name = names[-1]
+        stored = self._already_stored(destination, manifest_name, names[:-1], urls)
         stored_before = len(stored)
+        poke_deadline = time.monotonic() + self.timeout
         for index, url in enumerate(urls):
             if index in stored:
                 continue
-            target = _join(destination, _render_name(self.filename, {**fields, "index": str(index)}))
             try:
                 image = hook.download_image(
-                    url, target, max_bytes=self.max_bytes, not_ready_statuses=self.not_ready_statuses
+                    url,
+                    names[index],
+                    destination=destination,
+                    max_bytes=self.max_bytes,
+                    not_ready_statuses=self.not_ready_statuses,
+                    timeout=max(min(hook.settings.read_timeout, poke_deadline - time.monotonic()), 0.001),
                 )
             except SeedreamLinkNotReadyError as err:
                 self.log.info("%s", err)
@@ -275,12 +423,42 @@ class SeedreamDownloadOperator(BaseSensorOperator):
             stored[index] = {"index": index, **image.to_dict()}
         if len(stored) > stored_before:
             document = {"images": [stored[index] for index in sorted(stored)]}
-            write_atomically(manifest_path, [json.dumps(document, indent=2).encode()])
+            manifest_path = as_storage_path(join(destination, manifest_name))
+            try:
+                write_atomically(
+                    manifest_path, [json.dumps(document, indent=2).encode()], as_storage_path(destination)
+                )
+            except SeedreamError as err:
+                raise _without_retries_if_hopeless(err) from err
         self.log.info("%d of %d images stored", len(stored), len(urls))
         waiting = [url for index, url in enumerate(urls) if index not in stored]
         if waiting:
             return None, waiting
         return [stored[index]["location"] for index in range(len(urls))], []
+
+    def _names(self, context: Context, count: int | None = None) -> list[str]:
+        """The relative name of each image (``{ext}`` still open), then the manifest's. Refuses patterns
+        that would make mapped instances, or several links, overwrite each other."""
+        map_index = context["ti"].map_index
+        if map_index is not None and map_index >= 0 and "{map_index}" not in self.filename:
+            raise AirflowFailException(
+                f"filename={self.filename!r} needs {{map_index}}: this task is mapped, and its instances "
+                "would overwrite each other's images"
+            )
+        count = len(self._url_list()) if count is None else count
+        if count > 1 and "{index}" not in self.filename:
+            raise AirflowFailException(f"filename={self.filename!r} needs {{index}}: there are {count} links")
+        fields = _filename_fields(context)
+        try:
+            _check_filename_pattern(self.filename)
+            images = [_render_name(self.filename, {**fields, "index": str(index)}) for index in range(count)]
+            manifest = _render_name(self.filename, {**fields, "index": "manifest", "ext": "json"})
+        except SeedreamValidationError as err:
+            raise AirflowFailException(str(err)) from err
+        return [*images, manifest]
+
+    def _root(self) -> ObjectStoragePath:
+        return as_storage_path(self._destination())
 
     def _destination(self) -> str | os.PathLike[str] | ObjectStoragePath:
         if isinstance(self.destination, str) and not self.destination.strip():
@@ -294,11 +472,65 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         items: list[Any] = [self.urls] if isinstance(self.urls, str) else list(self.urls)
         urls = [url for item in items for url in (item if isinstance(item, (list, tuple)) else [item])]
         for index, url in enumerate(urls):
-            if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-                raise AirflowFailException(f"urls[{index}]={redact_url(str(url))!r} is not an http(s) URL")
+            problem = url_problem(url)
+            if problem:
+                shown = redact_url(url) if isinstance(url, str) else type(url).__name__
+                raise AirflowFailException(f"urls[{index}]={shown[:200]!r} {problem}")
         if not urls:
             raise AirflowFailException("urls is empty: there is nothing to download")
         return urls
+
+    def _already_stored(
+        self,
+        destination: str | os.PathLike[str] | ObjectStoragePath,
+        manifest_name: str,
+        names: list[str],
+        urls: list[str],
+    ) -> dict[int, dict[str, Any]]:
+        """Manifest entries that prove an image of these very links is stored here: the entry names the
+        same link, the location this index is written to, and a file of the recorded size. The manifest
+        is input, not trust: anything else is fetched again, and an unreadable manifest is rebuilt."""
+        manifest = as_storage_path(join(destination, manifest_name))
+        try:
+            with manifest.open("rb") as handle:
+                raw = handle.read(MANIFEST_READ_LIMIT + 1)
+            entries = json.loads(raw)["images"] if len(raw) <= MANIFEST_READ_LIMIT else None
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
+            self.log.warning("Ignoring the unreadable manifest %s (%s): it will be rebuilt", manifest, err)
+            return {}
+        if not isinstance(entries, list):
+            self.log.warning("Ignoring the manifest %s: it lists no images; it will be rebuilt", manifest)
+            return {}
+        stored: dict[int, dict[str, Any]] = {}
+        for entry in entries:
+            index = entry.get("index") if isinstance(entry, dict) else None
+            if (
+                isinstance(index, int)
+                and not isinstance(index, bool)
+                and 0 <= index < len(urls)
+                and entry.get("source") == link_identity(urls[index])
+                and _entry_is_stored_file(entry, join(destination, names[index]))
+            ):
+                stored[index] = entry
+        return stored
+
+
+def _entry_is_stored_file(entry: dict[str, Any], target: Any) -> bool:
+    """The entry's location is where this index is written (for its content type), and a file of the
+    recorded size is there."""
+    from airflow_provider_seedream._imageinfo import EXTENSIONS, MEDIA_TYPES
+
+    formats = {media_type: name for name, media_type in MEDIA_TYPES.items()}
+    content_type, size, location = entry.get("content_type"), entry.get("bytes"), entry.get("location")
+    if content_type not in formats or not isinstance(size, int) or not isinstance(location, str):
+        return False
+    path, expected = storage_target(target, EXTENSIONS[formats[content_type]])
+    try:
+        return location == expected and path.is_file() and path.stat().st_size == size
+    except (OSError, ValueError):
+        return False
 
 
 def _filename_fields(context: Context) -> dict[str, str]:
@@ -312,7 +544,7 @@ def _filename_fields(context: Context) -> dict[str, str]:
     return {name: _UNSAFE_NAME_CHARACTERS.sub("_", value) for name, value in values.items()}
 
 
-def _check_filename_fields(pattern: str) -> None:
+def _check_filename_pattern(pattern: str) -> None:
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as err:
@@ -323,44 +555,27 @@ def _check_filename_fields(pattern: str) -> None:
         )
     if "{ext}" in posixpath.dirname(pattern):
         raise SeedreamValidationError(f"filename={pattern!r}: {{ext}} may only appear in the file's own name")
+    if not {"index", "ext"} & fields:
+        raise SeedreamValidationError(
+            f"filename={pattern!r} has neither {{index}} nor {{ext}}, so the manifest (named with "
+            "index=manifest, ext=json) would take the image's name; add {index} or end it in .{ext}"
+        )
 
 
 def _render_name(pattern: str, fields: dict[str, str]) -> str:
     """The relative name for ``fields`` (``{ext}`` kept when not given), refused if it leaves the
     destination."""
-    _check_filename_fields(pattern)
     name = pattern.format_map({"ext": "{ext}", **fields})
     normal = posixpath.normpath(name)
-    if "\\" in name or name.startswith("/") or normal == ".." or normal.startswith("../") or "://" in name:
+    if (
+        "\\" in name
+        or "\x00" in name
+        or name.startswith("/")
+        or normal == ".."
+        or normal.startswith("../")
+        or "://" in name
+    ):
         raise SeedreamValidationError(
-            f"filename={pattern!r} gives {name!r}, which is outside the destination"
+            f"filename={pattern!r} gives {name!r}, which is outside the destination or not a valid name"
         )
     return normal
-
-
-def _join(destination: str | os.PathLike[str] | ObjectStoragePath, name: str) -> Any:
-    """``destination/name``, keeping the destination's kind (plain path, URI or ObjectStoragePath)."""
-    if hasattr(destination, "protocol"):
-        return destination / name  # type: ignore[operator]
-    text = os.fspath(destination)
-    return f"{text.rstrip('/')}/{name}" if "://" in text else os.path.join(text, name)
-
-
-def _already_stored(manifest_path: ObjectStoragePath, urls: list[str]) -> dict[int, dict[str, Any]]:
-    """Manifest entries for these very links whose files still exist."""
-    if not manifest_path.exists():
-        return {}
-    try:
-        entries = json.loads(manifest_path.read_text())["images"]
-    except (ValueError, KeyError, TypeError):
-        return {}
-    sources = [strip_query(url) for url in urls]
-    return {
-        entry["index"]: entry
-        for entry in entries
-        if isinstance(entry, dict)
-        and isinstance(entry.get("index"), int)
-        and entry["index"] < len(urls)
-        and entry.get("source") == sources[entry["index"]]
-        and as_storage_path(entry["location"]).exists()
-    }

@@ -33,6 +33,11 @@ EXPIRED_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
     b"<Message>Request has expired</Message></Error>"
 )
+SIGNATURE_MISMATCH_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code>'
+    b"<Message>The request signature we calculated does not match the signature you provided."
+    b"</Message></Error>"
+)
 HTML_BODY = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
 
 
@@ -186,7 +191,11 @@ class SeedreamSandbox:
         )
         with self._lock:
             self._images[token] = image
-        query = f"X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Expires=3600&X-Tos-Signature={image.signature}"
+        signed = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        query = (
+            f"X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Date={signed}&X-Tos-Expires=3600"
+            f"&X-Tos-Signature={image.signature}"
+        )
         return f"{self.url}/files/{token}.{extension}?{query}"
 
     def generation_requests(self) -> list[RecordedRequest]:
@@ -324,8 +333,10 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
             if image is None:
                 return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
             faults = image.faults
-            if faults.expired or signature != image.signature:
+            if faults.expired:
                 return self._send(403, EXPIRED_BODY, "application/xml")
+            if signature != image.signature:
+                return self._send(403, SIGNATURE_MISMATCH_BODY, "application/xml")
             if faults.gone:
                 return self._send(410, b"gone", "text/plain")
             if faults.status is not None:

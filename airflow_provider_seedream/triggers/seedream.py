@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_seedream._redact import redact_url
+from airflow_provider_seedream._redact import mask_signatures, redact_url
 from airflow_provider_seedream.exceptions import (
     SeedreamDownloadError,
     SeedreamLinkExpiredError,
@@ -17,15 +17,21 @@ from airflow_provider_seedream.exceptions import (
 )
 from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES, ERROR_BODY_PREFIX, link_failure
 
+PROBE_SECONDS = 60.0
+"""Longest one probe (connect, headers and the start of an error body) may take."""
+
 
 class SeedreamLinksTrigger(BaseTrigger):
     """
     Wait until every link answers 200, with the sensor's own semantics (:func:`link_failure`).
 
     Fires one event: ``{"status": "ready"}``; ``"expired"`` or ``"error"`` with a ``message`` as soon as
-    one link fails for good; or ``"timeout"`` once ``timeout`` seconds have passed on the monotonic clock.
-    Links are probed with a GET whose body is not read (presigned links are signed for GET only).
-    Nothing secret is serialized: presigned links need no API key.
+    one link fails for good; or ``"timeout"`` once ``end_time`` (seconds since the epoch) has passed.
+    The deadline is absolute and serialized with the trigger, so a triggerer restart does not restart
+    the clock. Links are probed with a GET whose body is not read (presigned links are signed for GET
+    only); each probe is bounded in time. Nothing secret is serialized: presigned links need no API key.
+
+    :param timeout: seconds from now, for callers that have no end time (``end_time`` wins).
     """
 
     def __init__(
@@ -33,14 +39,19 @@ class SeedreamLinksTrigger(BaseTrigger):
         urls: list[str],
         *,
         poll_interval: float,
-        timeout: float,
+        end_time: float | None = None,
+        timeout: float | None = None,
         not_ready_statuses: list[int] | tuple[int, ...] = DEFAULT_NOT_READY_STATUSES,
         connect_timeout: float = 10.0,
     ) -> None:
         super().__init__()
+        if end_time is None:
+            if timeout is None:
+                raise ValueError("SeedreamLinksTrigger needs end_time or timeout")
+            end_time = time.time() + timeout
         self.urls = list(urls)
         self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.end_time = end_time
         self.not_ready_statuses = list(not_ready_statuses)
         self.connect_timeout = connect_timeout
 
@@ -50,7 +61,7 @@ class SeedreamLinksTrigger(BaseTrigger):
             {
                 "urls": self.urls,
                 "poll_interval": self.poll_interval,
-                "timeout": self.timeout,
+                "end_time": self.end_time,
                 "not_ready_statuses": self.not_ready_statuses,
                 "connect_timeout": self.connect_timeout,
             },
@@ -59,14 +70,14 @@ class SeedreamLinksTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import httpx
 
-        deadline = time.monotonic() + self.timeout
+        mask_signatures(self.urls)
         pending = list(self.urls)
-        timeout = httpx.Timeout(self.connect_timeout, read=60.0)
+        timeout = httpx.Timeout(PROBE_SECONDS, connect=self.connect_timeout)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
             while True:
                 waiting = []
                 for url in pending:
-                    failure = await self._probe(client, url)
+                    failure = await self._probe_within_deadline(client, url)
                     if isinstance(failure, SeedreamLinkNotReadyError):
                         waiting.append(url)
                     elif failure is not None:
@@ -76,19 +87,28 @@ class SeedreamLinksTrigger(BaseTrigger):
                 if not waiting:
                     yield TriggerEvent({"status": "ready"})
                     return
-                remaining = deadline - time.monotonic()
+                remaining = self.end_time - time.time()
                 if remaining <= 0:
                     yield TriggerEvent(
                         {
                             "status": "timeout",
                             "message": f"{len(waiting)} of {len(self.urls)} links were still not available "
-                            f"after {self.timeout} s, e.g. {redact_url(waiting[0])}",
+                            f"at the sensor's timeout, e.g. {redact_url(waiting[0])}",
                         }
                     )
                     return
                 self.log.info("%d of %d links not available yet", len(waiting), len(self.urls))
                 pending = waiting
                 await asyncio.sleep(min(self.poll_interval, remaining))
+
+    async def _probe_within_deadline(self, client: Any, url: str) -> SeedreamDownloadError | None:
+        """A probe that cannot outlast ``end_time`` or :data:`PROBE_SECONDS`, however slowly the server
+        answers; one cut short counts as "not ready", so the deadline decides what happens next."""
+        budget = min(PROBE_SECONDS, max(self.end_time - time.time(), 0.001))
+        try:
+            return await asyncio.wait_for(self._probe(client, url), timeout=budget)
+        except asyncio.TimeoutError:
+            return SeedreamLinkNotReadyError(f"{redact_url(url)} did not answer within {budget:.0f} s")
 
     async def _probe(self, client: Any, url: str) -> SeedreamDownloadError | None:
         import httpx
@@ -102,8 +122,10 @@ class SeedreamLinksTrigger(BaseTrigger):
                     body += chunk
                     if len(body) >= ERROR_BODY_PREFIX:
                         break
-                return link_failure(
-                    response.status_code, body[:ERROR_BODY_PREFIX], url, self.not_ready_statuses
-                )
+                return link_failure(response.status_code, body, url, self.not_ready_statuses)
+        except httpx.TimeoutException:
+            return SeedreamLinkNotReadyError(f"{redact_url(url)} did not answer in time")
         except httpx.HTTPError as err:
-            return SeedreamDownloadError(f"Could not fetch {redact_url(url)}: {type(err).__name__}")
+            from airflow_provider_seedream._transport import describe_cause
+
+            return SeedreamDownloadError(f"Could not fetch {redact_url(url)}: {describe_cause(err)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
 
@@ -21,6 +23,7 @@ with DAG("seedream_generate_test", schedule=None, start_date=pendulum.datetime(2
 
     @task
     def count(urls: list[str], more: list[str]) -> int:
+        logging.getLogger(__name__).info("links received: %s", urls)
         return len(urls) + len(more)
 
     count(gen.output, gen_40.output)

@@ -1,0 +1,203 @@
+"""HTTP exchanges with the API and with image links: bounded reads, and what a failure means for billing.
+
+Two rules live here. Every body is read within a byte limit and an overall deadline, whatever the
+server does (drip, lie about its length, compress a bomb). And a failed generation is classified by
+what the server may already have done, not by exception class: :func:`hook_may_resend` is the one
+place that decides whether a request may be sent again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+
+import requests
+import urllib3.exceptions
+
+from airflow_provider_seedream._redact import redact_url
+from airflow_provider_seedream.exceptions import (
+    SeedreamConnectionError,
+    SeedreamError,
+    SeedreamPossiblyBilledError,
+    SeedreamRateLimitError,
+    SeedreamServerError,
+    SeedreamTimeoutError,
+)
+
+READ_CHUNK_BYTES = 1024 * 1024
+"""Most bytes asked of the socket at once; a read returns whatever has arrived, up to this."""
+GENERATION_RESPONSE_LIMIT = 256 * 1024
+"""A generation answers with at most 15 links of a few hundred bytes each: this is generous."""
+ERROR_BODY_LIMIT = 64 * 1024
+"""Enough of an error body to classify and quote it; a gateway's HTML page is cut here."""
+
+
+class BodyError(Exception):
+    """A response body broke one of the reader's limits or broke off; the message says which."""
+
+    def __init__(self, message: str, *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+def iter_body(
+    response: requests.Response, *, limit: int | None, deadline: float, read_timeout: float
+) -> Iterator[bytes]:
+    """The decoded body of a streamed response, in pieces as they arrive.
+
+    Raises :class:`BodyError` past ``limit`` decoded bytes (so a gzip bomb is stopped, not inflated),
+    past ``deadline`` (``time.monotonic()``; a server dripping a byte a second is cut off there, not
+    only when one read stalls), or when the body breaks off or does not decode. ``read1`` returns as
+    soon as any bytes arrive, and each read's socket timeout is cut to the time left, which a plain
+    ``iter_content`` cannot do: it blocks until a whole chunk is in."""
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    size = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BodyError(f"the body did not arrive in time ({size:,} bytes so far)")
+        if sock is not None:
+            sock.settimeout(min(remaining, read_timeout))
+        try:
+            chunk = raw.read1(READ_CHUNK_BYTES, decode_content=True)
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as err:
+            if deadline <= time.monotonic():
+                raise BodyError(f"the body did not arrive in time ({size:,} bytes so far)") from None
+            raise BodyError(f"the body broke off after {size:,} bytes ({describe_cause(err)})") from None
+        if not chunk:
+            return
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyError(f"the body is over the {limit:,}-byte limit", too_large=True)
+        yield chunk
+
+
+def read_body(
+    response: requests.Response, *, limit: int | None, deadline: float, read_timeout: float
+) -> bytes:
+    return b"".join(iter_body(response, limit=limit, deadline=deadline, read_timeout=read_timeout))
+
+
+def read_error_body(response: requests.Response, read_timeout: float) -> bytes:
+    """The start of an error body, for classifying and quoting it: what arrives within the limits."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        for chunk in iter_body(
+            response, limit=None, deadline=time.monotonic() + read_timeout, read_timeout=read_timeout
+        ):
+            pieces.append(chunk[: ERROR_BODY_LIMIT - size])
+            size += len(pieces[-1])
+            if size >= ERROR_BODY_LIMIT:
+                break
+    except BodyError:
+        pass  # a broken error body is still an error; quote what came
+    return b"".join(pieces)
+
+
+def hook_may_resend(error: SeedreamError, *, retry_possibly_billed: bool) -> bool:
+    """Whether the hook may send a generation again after ``error``: the billing classification.
+
+    Safe: the request never left (could not connect), or the API said it did not take it (429, a
+    prompt 503). Anything after the request left the machine may already be billed, and is sent
+    again only when the user opted in."""
+    if isinstance(error, SeedreamPossiblyBilledError):
+        return retry_possibly_billed
+    return isinstance(error, (SeedreamConnectionError, SeedreamRateLimitError, SeedreamServerError))
+
+
+def transport_error(err: requests.RequestException, url: str, timeout: tuple[float, float]) -> SeedreamError:
+    """Split failures with no HTTP answer into "never sent" (safe to send again) and "sent" (may be
+    billed). Only a failure to connect or to resolve the host is known to have sent nothing."""
+    where = redact_url(url)
+    if isinstance(err, requests.ConnectTimeout):
+        return SeedreamConnectionError(
+            f"Could not connect to {where} within {timeout[0]} s; nothing was sent"
+        )
+    if isinstance(err, requests.exceptions.SSLError):
+        hint = (
+            "; if the API is served over plain HTTP, give the connection's host as http://..."
+            if where.startswith("https://")
+            else ""
+        )
+        return SeedreamConnectionError(
+            f"Could not open a TLS connection to {where} ({describe_cause(err)}){hint}; nothing was sent"
+        )
+    if isinstance(err, requests.ReadTimeout):
+        return SeedreamTimeoutError(f"No answer from {where} within {timeout[1]} s")
+    if isinstance(err, requests.ConnectionError) and _never_sent(err):
+        return SeedreamConnectionError(
+            f"Could not connect to {where}: {describe_cause(err)}; nothing was sent"
+        )
+    return SeedreamTimeoutError(
+        f"The connection to {where} broke after the request was sent ({describe_cause(err)})"
+    )
+
+
+def _never_sent(err: requests.ConnectionError) -> bool:
+    cause = err.args[0] if err.args else None
+    if isinstance(cause, urllib3.exceptions.MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, urllib3.exceptions.NewConnectionError)
+
+
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "the host name could not be resolved"),
+    (ConnectionResetError, "connection reset by the server"),
+    (BrokenPipeError, "the server closed the connection"),
+    (http.client.RemoteDisconnected, "the server closed the connection without answering"),
+    (http.client.IncompleteRead, "the body ended before its announced length"),
+    (ssl.SSLCertVerificationError, "the server's certificate could not be verified"),
+    (ssl.SSLError, "TLS handshake failed"),
+    (TimeoutError, "timed out"),
+    (urllib3.exceptions.DecodeError, "the body could not be decoded (Content-Encoding)"),
+)
+
+
+def describe_cause(err: BaseException) -> str:
+    """What went wrong, in words: "connection refused" rather than ``ConnectionError``."""
+    chain = _causes_of(err)
+    for kind, words in _CAUSES:
+        if any(isinstance(cause, kind) for cause in chain):
+            return words
+    return type(chain[-1]).__name__
+
+
+def _causes_of(err: BaseException) -> list[BaseException]:
+    """``err`` and everything it wraps: requests and urllib3 nest causes in args and ``reason``."""
+    seen: list[BaseException] = []
+    stack = [err]
+    while stack:
+        cause = stack.pop()
+        if any(cause is known for known in seen):
+            continue
+        seen.append(cause)
+        wrapped = (getattr(cause, "reason", None), cause.args[0] if cause.args else None)
+        stack.extend(
+            item for item in (*wrapped, cause.__cause__, cause.__context__) if isinstance(item, BaseException)
+        )
+    return seen
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """``Retry-After`` in seconds, from a number or an HTTP date; ``None`` when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds and seconds != float("inf") else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
