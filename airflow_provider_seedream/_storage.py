@@ -77,7 +77,9 @@ def storage_target(
     directory, separator, name = os.fspath(path).rpartition("/")
     text = directory + separator + name.replace("{ext}", extension)
     if "\x00" in text:
-        raise SeedreamDownloadError(f"Could not store {text!r}: the name contains a NUL character", retryable=False)
+        raise SeedreamDownloadError(
+            f"Could not store {text!r}: the name contains a NUL character", retryable=False
+        )
     target = as_storage_path(text)
     # Report a URI as it was given: how ObjectStoragePath prints one differs between Airflow versions.
     return target, (text if "://" in text else target.path)

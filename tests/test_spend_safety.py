@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import os
 import time
 
@@ -157,7 +156,8 @@ class TestBillingClassification:
 
     def test_a_task_with_retries_sends_one_post(self, hostile_server, run_dag, monkeypatch, logs):
         """The reported case: retries=2 and a 200 cut short once sent 12 billable POSTs."""
-        monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(hostile_server.url))  # after run_dag's
+        # Set after run_dag's own connection fixture, which points at the sandbox.
+        monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(hostile_server.url))
         hostile_server.answer(*(hostile.cut_short(200, b'{"images": [', 300) for _ in range(12)))
         dag_run = run_dag("seedream_failure_test")
         assert dag_run.state == "failed"
@@ -394,7 +394,12 @@ class TestBoundedReads:
     @pytest.mark.parametrize(
         ("destination", "name", "message", "retryable"),
         [
-            ("/sys/seedream-cannot-write-here", "a.{ext}", "(Permission denied|Operation not permitted)", False),
+            (
+                "/sys/seedream-cannot-write-here",
+                "a.{ext}",
+                "(Permission denied|Operation not permitted)",
+                False,
+            ),
             (None, "n" * 300 + ".{ext}", "File name too long", False),
             (None, "bad\x00name.{ext}", "contains a NUL character", False),
         ],
