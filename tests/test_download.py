@@ -209,9 +209,8 @@ class TestTrigger:
     def test_waits_for_links_to_appear(self, sandbox):
         urls = [sandbox.add_image(jpeg(), LinkFault(ready_after=1.0)), sandbox.add_image(jpeg())]
         started = time.monotonic()
-        assert self.first_event(SeedreamLinksTrigger(urls, poll_interval=0.2, timeout=10)) == {
-            "status": "ready"
-        }
+        trigger = SeedreamLinksTrigger(urls, poll_interval=0.2, timeout=10)
+        assert self.first_event(trigger) == {"status": "ready", "end_time": trigger.end_time}
         assert 1.0 <= time.monotonic() - started < 5
 
     def test_expired_fires_at_once(self, sandbox):

@@ -35,6 +35,10 @@ from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.testing import Fault, LinkFault
 
 HAS_TASK_STATE_STORE = AIRFLOW_VERSION >= (3, 3)
+KILLED_TRIES_RETRY = pytest.mark.skipif(
+    AIRFLOW_VERSION < (3, 0),
+    reason="Airflow 2's dag.test() lets AirflowTaskTimeout (a BaseException) escape instead of retrying",
+)
 ONE_LINK = {"images": ["https://cdn.example.com/a.png"]}
 
 
@@ -189,6 +193,7 @@ class TestAcrossTries:
             assert len(connection.generation_requests()) == 2
             assert "no task state store" in logs()
 
+    @KILLED_TRIES_RETRY
     def test_a_try_killed_while_waiting_is_not_sent_again(self, run_dag, connection, logs):
         connection.inject(Fault(delay=4))
         dag_run = run_dag("seedream_durable_killed_while_waiting_test")
@@ -204,6 +209,7 @@ class TestAcrossTries:
             assert dag_run.state == "success"
             assert len(connection.generation_requests()) == 2
 
+    @KILLED_TRIES_RETRY
     def test_the_opt_in_sends_again(self, run_dag, connection, monkeypatch):
         monkeypatch.setenv(
             "AIRFLOW_CONN_SEEDREAM_DEFAULT",
@@ -598,9 +604,17 @@ class TestSecrets:
         """The DAG's own task logs the links it got, as users' tasks do: the log shows them masked."""
         dag_run = run_dag("seedream_generate_test")
         assert dag_run.state == "success"
-        output = console()
-        assert "links received: ['http://127.0.0.1" in output
-        for url in dag_run.get_task_instance("gen").xcom_pull(task_ids="gen"):
+        urls = dag_run.get_task_instance("gen").xcom_pull(task_ids="gen")
+        if AIRFLOW_VERSION >= (3, 1):
+            output = console()
+            assert "links received: ['http://127.0.0.1" in output
+        else:
+            # dag.test() of Airflow 2 and 3.0 prints task logs without the masker that a deployment's
+            # task log handler applies; ask that masker what it would show.
+            from airflow.providers.common.compat.sdk import redact
+
+            output = str(redact(f"links received: {urls}"))
+        for url in urls:
             assert url.split("X-Tos-Signature=")[1] not in output
 
     def test_access_denied_is_not_an_expiry(self, hostile_server, tmp_path):

@@ -23,7 +23,7 @@ with DAG("seedream_generate_test", schedule=None, start_date=pendulum.datetime(2
 
     @task
     def count(urls: list[str], more: list[str]) -> int:
-        logging.getLogger(__name__).info("links received: %s", urls)
+        logging.getLogger("airflow.task").info("links received: %s", urls)
         return len(urls) + len(more)
 
     count(gen.output, gen_40.output)
