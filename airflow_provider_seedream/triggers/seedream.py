@@ -25,7 +25,8 @@ class SeedreamLinksTrigger(BaseTrigger):
     """
     Wait until every link answers 200, with the sensor's own semantics (:func:`link_failure`).
 
-    Fires one event: ``{"status": "ready", "end_time": ...}`` (the deadline, for a deferral that follows); ``"expired"`` or ``"error"`` with a ``message`` as soon as
+    Fires one event: ``{"status": "ready", "end_time": ...}`` (the deadline, for a deferral that
+    follows); ``"expired"`` or ``"error"`` with a ``message`` as soon as
     one link fails for good; or ``"timeout"`` once ``end_time`` (seconds since the epoch) has passed.
     The deadline is absolute and serialized with the trigger, so a triggerer restart does not restart
     the clock. Links are probed with a GET whose body is not read (presigned links are signed for GET
