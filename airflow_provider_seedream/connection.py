@@ -23,10 +23,14 @@ class ConnectionSettings(BaseModel):
     max_retries: int = Field(3, ge=0, le=10)
     backoff_seconds: float = Field(2.0, ge=0)
     max_backoff_seconds: float = Field(60.0, ge=0)
+    rate_limit_wait_seconds: float = Field(600.0, ge=0)
+    """How long, in all, one generation may wait out 429s (they say nothing was generated)."""
     retry_possibly_billed: bool = False
     """Send a generation again after a failure that may already have been billed."""
 
-    @field_validator("connect_timeout", "read_timeout", "backoff_seconds", "max_backoff_seconds")
+    @field_validator(
+        "connect_timeout", "read_timeout", "backoff_seconds", "max_backoff_seconds", "rate_limit_wait_seconds"
+    )
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):

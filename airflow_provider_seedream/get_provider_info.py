@@ -25,8 +25,8 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_retries": {
         "label": "Max retries",
-        "description": "Retries after a rate limit (429), an overloaded API (503) or a failure to connect: "
-        "answers that say nothing was generated. Default 3.",
+        "description": "Retries after an overloaded API (503) or a failure to connect: failures that say "
+        "nothing was generated. Default 3.",
         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
     },
     "backoff_seconds": {
@@ -37,6 +37,12 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "max_backoff_seconds": {
         "label": "Max wait between retries (s)",
         "description": "Cap on any wait between retries, including one asked for by Retry-After. Default 60.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "rate_limit_wait_seconds": {
+        "label": "Rate-limit wait (s)",
+        "description": "How long, in all, one generation may wait out rate limits (429, honouring "
+        "Retry-After) before it fails. Default 600.",
         "schema": {"type": ["number", "null"], "minimum": 0},
     },
     "retry_possibly_billed": {

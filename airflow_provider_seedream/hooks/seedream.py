@@ -257,27 +257,30 @@ class SeedreamHook(BaseHook):
     ) -> list[str]:
         """Send a prepared generation and return its image URLs; :meth:`generate` describes the
         parameters and errors. Each link's signature is registered with Airflow's secret masker."""
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt
+        from tenacity import Retrying, retry_if_exception
 
         settings = self.settings
         opt_in = settings.retry_possibly_billed if retry_possibly_billed is None else retry_possibly_billed
         timeouts = (settings.connect_timeout, timeout if timeout is not None else settings.read_timeout)
         url = f"{self.base_url}{prepared.request.spec.path}"
         started = time.monotonic()
+        budget = _RetryBudget(settings.max_retries, settings.rate_limit_wait_seconds)
         # tenacity runs the loop; which failures may be sent again is hook_may_resend's decision alone.
         retrying = Retrying(
-            stop=stop_after_attempt(settings.max_retries + 1),
             retry=retry_if_exception(
                 lambda err: (
                     isinstance(err, SeedreamError) and hook_may_resend(err, retry_possibly_billed=opt_in)
                 )
             ),
-            wait=lambda state: self._backoff(state.attempt_number, state.outcome.exception()),  # type: ignore[union-attr]
-            before_sleep=lambda state: self.log.warning(
-                "Seedream request failed (%s); retry %d of %d in %.1f s",
+            stop=lambda state: budget.spent(state.outcome.exception()),  # type: ignore[union-attr]
+            wait=lambda state: budget.wait(
                 state.outcome.exception(),  # type: ignore[union-attr]
-                state.attempt_number,
-                settings.max_retries,
+                self._backoff(state.attempt_number, state.outcome.exception()),  # type: ignore[union-attr]
+            ),
+            before_sleep=lambda state: self.log.warning(
+                "Seedream request failed (%s); %s in %.1f s",
+                state.outcome.exception(),  # type: ignore[union-attr]
+                budget.describe(state.outcome.exception()),  # type: ignore[union-attr]
                 state.upcoming_sleep,
             ),
             sleep=time.sleep,
@@ -332,7 +335,7 @@ class SeedreamHook(BaseHook):
         settings = self.settings
         if isinstance(error, SeedreamRateLimitError) and error.retry_after is not None:
             return min(error.retry_after, settings.max_backoff_seconds)
-        delay = min(settings.backoff_seconds * 2 ** (attempt - 1), settings.max_backoff_seconds)
+        delay = min(settings.backoff_seconds * 2 ** max(attempt - 1, 0), settings.max_backoff_seconds)
         # Half fixed, half random: waits still grow, and parallel mapped tasks do not retry in lockstep.
         return float(delay / 2 + random.uniform(0, delay / 2))
 
@@ -474,6 +477,38 @@ class SeedreamHook(BaseHook):
                     )
                 resolved.append(inline_image(data, spec, label))
         return resolved
+
+
+class _RetryBudget:
+    """Two budgets for sending again. Rate limits (429) are waited out for up to
+    ``rate_limit_seconds`` in all, however many it takes: the API says nothing was generated and when
+    to come back, so pacing by Retry-After costs nothing but time. Other safe failures (a prompt 503,
+    a failure to connect) get ``max_retries`` retries."""
+
+    def __init__(self, max_retries: int, rate_limit_seconds: float) -> None:
+        self.max_retries, self.rate_limit_seconds = max_retries, rate_limit_seconds
+        self.failures = 0
+        self.rate_limited_seconds = 0.0
+
+    def spent(self, error: BaseException | None) -> bool:
+        """Called once per failed try (tenacity's ``stop``)."""
+        if isinstance(error, SeedreamRateLimitError):
+            return self.rate_limited_seconds >= self.rate_limit_seconds
+        self.failures += 1
+        return self.failures > self.max_retries
+
+    def wait(self, error: BaseException | None, backoff: float) -> float:
+        """The wait before the next try; rate-limit waits are taken from their budget."""
+        if isinstance(error, SeedreamRateLimitError):
+            # At least a second between tries, whatever Retry-After says: never a busy loop.
+            backoff = min(max(backoff, 1.0), max(self.rate_limit_seconds - self.rate_limited_seconds, 0.0))
+            self.rate_limited_seconds += max(backoff, 1.0)
+        return backoff
+
+    def describe(self, error: BaseException | None) -> str:
+        if isinstance(error, SeedreamRateLimitError):
+            return f"rate limited, waited {self.rate_limited_seconds:.0f} of {self.rate_limit_seconds:.0f} s"
+        return f"retry {self.failures} of {self.max_retries}"
 
 
 def _read_reference(reference: Reference, label: str, limit: int) -> bytes:

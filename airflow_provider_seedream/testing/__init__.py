@@ -10,7 +10,8 @@ from airflow_provider_seedream.testing.server import (
     Fault,
     LinkFault,
     RecordedRequest,
+    SandboxStats,
     SeedreamSandbox,
 )
 
-__all__ = ["SANDBOX_API_KEY", "Fault", "LinkFault", "RecordedRequest", "SeedreamSandbox"]
+__all__ = ["SANDBOX_API_KEY", "Fault", "LinkFault", "RecordedRequest", "SandboxStats", "SeedreamSandbox"]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -84,6 +85,18 @@ class LinkFault:
 
 
 @dataclass
+class SandboxStats:
+    """What the sandbox answered, for load tests: also served as JSON at ``GET /_sandbox/stats``."""
+
+    generations: int = 0
+    images: int = 0
+    rate_limited: int = 0
+    first_image_at: float | None = None
+    """``time.time()`` of the first generated image."""
+    last_image_at: float | None = None
+
+
+@dataclass
 class _StoredImage:
     data: bytes
     signature: str
@@ -106,6 +119,13 @@ class SeedreamSandbox:
     :param auto_images: images returned in ``auto`` mode when the request sets no ``max_images``.
     :param item_style: how items of ``images`` look: ``"string"`` (as documented), ``"image_url"`` or
         ``"url"`` objects (as some responses show).
+    :param rate_limit: images per minute over a sliding minute, as Novita limits image models; a
+        generation that would exceed it is answered 429 ``RATE_LIMIT_EXCEEDED`` with ``Retry-After``
+        (whole seconds until enough of the window frees). ``None``: no limit.
+    :param latency: seconds every generation takes before it answers, as a real one does.
+    :param link_faults: how the links of every generation behave unless
+        :meth:`links_of_next_generation` says otherwise (``LinkFault(ready_after=5)``: links 404 for 5 s).
+    :param log: print one line per request (method, path, status) to stdout.
     """
 
     def __init__(
@@ -117,12 +137,23 @@ class SeedreamSandbox:
         image_scale: float = 1.0,
         auto_images: int = 3,
         item_style: str = "string",
+        rate_limit: int | None = None,
+        latency: float = 0.0,
+        link_faults: LinkFault | None = None,
+        log: bool = False,
     ) -> None:
         self.api_key = api_key
         self._host = host
         self.image_scale = image_scale
         self.auto_images = auto_images
         self.item_style = item_style
+        self.rate_limit = rate_limit
+        self.latency = latency
+        self.default_link_faults = link_faults or LinkFault()
+        self.log = log
+        self.stats = SandboxStats()
+        self._window: deque[float] = deque()
+        """When each image generated in the last minute was generated (``time.monotonic()``)."""
         self.requests: list[RecordedRequest] = []
         self._faults: deque[Fault] = deque()
         self._link_faults: deque[LinkFault] = deque()
@@ -213,24 +244,53 @@ class SeedreamSandbox:
         with self._lock:
             return self._faults.popleft() if self._faults else None
 
-    def _generate(self, model: str, body: Any) -> tuple[int, dict[str, Any]]:
+    def _admit(self, count: int) -> float | None:
+        """Take ``count`` images from the per-minute budget; or the seconds until they would fit."""
+        if self.rate_limit is None:
+            return None
+        with self._lock:
+            now = time.monotonic()
+            while self._window and now - self._window[0] >= 60:
+                self._window.popleft()
+            if len(self._window) + count <= self.rate_limit:
+                self._window.extend([now] * count)
+                return None
+            self.stats.rate_limited += 1
+            # The oldest images leave the window first; wait until enough of them have.
+            needed = len(self._window) + count - self.rate_limit
+            frees_at = self._window[min(needed, len(self._window)) - 1] + 60
+            return max(frees_at - now, 0.0)
+
+    def _generate(self, model: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:
             request = GenerateRequest.from_payload(model, body)
         except SeedreamValidationError as err:
-            return 400, {"code": 400, "reason": "INVALID_REQUEST_BODY", "message": str(err), "metadata": {}}
+            invalid = {"code": 400, "reason": "INVALID_REQUEST_BODY", "message": str(err), "metadata": {}}
+            return 400, invalid, {}
         count = 1
         if request.sequential_image_generation == "auto":
             count = min(request.max_images or self.auto_images, MAX_TOTAL_IMAGES - len(request.references))
+        wait = self._admit(count)
+        if wait is not None:
+            message = f"rate limit of {self.rate_limit} images per minute exceeded"
+            limited = {"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": message, "metadata": {}}
+            return 429, limited, {"Retry-After": str(math.ceil(wait))}
+        time.sleep(self.latency)
         width, height = _pixels(request.size)
         scaled = (max(1, round(width * self.image_scale)), max(1, round(height * self.image_scale)))
         with self._lock:
-            link_faults = self._link_faults.popleft() if self._link_faults else LinkFault()
+            link_faults = self._link_faults.popleft() if self._link_faults else self.default_link_faults
         urls = []
         for index in range(count):
             data = render_png(scaled[0], scaled[1], request.prompt, index, count)
             urls.append(self.add_image(data, link_faults))
+        with self._lock:
+            self.stats.generations += 1
+            self.stats.images += count
+            self.stats.first_image_at = self.stats.first_image_at or time.time()
+            self.stats.last_image_at = time.time()
         items: list[Any] = urls if self.item_style == "string" else [{self.item_style: url} for url in urls]
-        return 200, {"images": items}
+        return 200, {"images": items}, {}
 
 
 def _token(url: str) -> str:
@@ -255,7 +315,12 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
         server_version = "SeedreamSandbox/1"
 
         def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: tests read ``sandbox.requests`` instead."""
+            """Quiet: tests read ``sandbox.requests`` instead; ``log=True`` prints :meth:`log_request`."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            if sandbox.log:
+                path = urlsplit(self.path).path  # the query holds a link's signature: never printed
+                print(f"{self.command} {path} {code}", flush=True)
 
         def _send(
             self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -317,14 +382,17 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
                 return self._error(404, "NOT_FOUND", f"no such endpoint: {path}")
             if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
                 return self._error(400, "INVALID_REQUEST_BODY", "Content-Type must be application/json")
-            status, document = sandbox._generate(model, body)
-            self._send_json(status, document)
+            status, document, headers = sandbox._generate(model, body)
+            self._send_json(status, document, headers)
 
         def do_GET(self) -> None:
             sandbox.requests.append(
                 RecordedRequest("GET", self.path, dict(self.headers.items()), None, time.monotonic())
             )
             parts = urlsplit(self.path)
+            if parts.path == "/_sandbox/stats":
+                with sandbox._lock:
+                    return self._send_json(200, asdict(sandbox.stats))
             if not parts.path.startswith("/files/"):
                 return self._send(404, b"not found", "text/plain")
             with sandbox._lock:
@@ -361,4 +429,4 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-__all__ = ["SANDBOX_API_KEY", "Fault", "LinkFault", "RecordedRequest", "SeedreamSandbox"]
+__all__ = ["SANDBOX_API_KEY", "Fault", "LinkFault", "RecordedRequest", "SandboxStats", "SeedreamSandbox"]
