@@ -19,6 +19,9 @@ from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperato
 
 REFERENCES = Path(__file__).parent / "data" / "references"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+# Every run has a date: its logical date, or when it was triggered for a manual run without one (how
+# Airflow 3 creates them; `{{ ds }}` is undefined there). {run_id} keeps two runs of a day apart.
+RUN_FOLDER = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}/{run_id}"
 
 with DAG(
     "seedream_product_edit",
@@ -43,7 +46,7 @@ with DAG(
         task_id="store",
         urls=edit.output,
         destination="{{ params.destination }}",
-        filename="product-edit/{{ ds }}/mug-{index}.{ext}",
+        filename=f"product-edit/{RUN_FOLDER}/mug-{{index}}.{{ext}}",
         poke_interval=5,
         timeout=15 * 60,
     )

@@ -17,6 +17,9 @@ from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
 
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+# Every run has a date: its logical date, or when it was triggered for a manual run without one (how
+# Airflow 3 creates them; `{{ ds }}` is undefined there). {run_id} keeps two runs of a day apart.
+RUN_FOLDER = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}/{run_id}"
 STORY = (
     "A four-panel storyboard for a bicycle commercial: 1) a rider unlocks a red city bicycle at dawn, "
     "2) rides through an empty market street, 3) crosses a bridge as the sun rises, 4) arrives smiling "
@@ -44,7 +47,7 @@ with DAG(
             task_id=f"store_{name}",
             urls=panels.output,
             destination="{{ params.destination }}",
-            filename="storyboard/{{ ds }}/" + name + "-{index}.{ext}",
+            filename=f"storyboard/{RUN_FOLDER}/{name}-{{index}}.{{ext}}",
             poke_interval=5,
             timeout=15 * 60,
         )

@@ -14,13 +14,14 @@ EXAMPLES = REPOSITORY / "example_dags"
 
 @pytest.fixture
 def assets(tmp_path, airflow_db):
-    """A file:// destination, and the pool the marketing example runs its generations in."""
-    from airflow.models.pool import Pool
-
-    Pool.create_or_update_pool(
-        "seedream_api", slots=2, description="Seedream generations", include_deferred=False
-    )
+    """A file:// destination: the examples need nothing else set up (no pool, no variable)."""
     return tmp_path
+
+
+def run_folder(dag_run) -> str:
+    """Where the examples store a run's images: its date, then its run id made safe for a name."""
+    safe_run_id = "".join(c if c.isalnum() or c in "._-" else "_" for c in dag_run.run_id)
+    return f"{dag_run.logical_date:%Y-%m-%d}/{safe_run_id}"
 
 
 def test_examples_import_without_errors(airflow_db):
@@ -38,15 +39,17 @@ def test_marketing_refresh(run_dag, connection, assets):
     assert dag_run.state == "success"
     prompts = sorted(request.body["prompt"] for request in connection.generation_requests())
     assert len(prompts) == 4 and prompts[0].startswith(
-        "Product photo of a matte black brushed steel Electric kettle"
+        "City bicycle: product photo of a red steel city bicycle"
     )
-    folder = assets / "marketing" / f"{dag_run.logical_date:%Y-%m-%d}"
+    folder = assets / "marketing" / run_folder(dag_run)
     rows = list(csv.DictReader(io.StringIO((folder / "summary.csv").read_text())))
     assert [row["sku"] for row in rows] == ["BK-100", "KT-220", "LP-310", "MG-415"]
     for map_index, row in enumerate(rows):
         assert row["file"] == (folder / f"{map_index}-0.png").as_uri()
         assert row["prompt"] in prompts
         assert (folder / f"{map_index}-0.png").read_bytes().startswith(b"\x89PNG")
+    names = [dag_run.get_task_instance("generate", map_index=i).rendered_map_index for i in range(4)]
+    assert names == ["City bicycle", "Electric kettle", "Desk lamp", "Travel mug"]  # the grid shows products
 
 
 def test_product_edit_inlines_the_shipped_references(run_dag, connection, assets):
@@ -69,7 +72,7 @@ def test_storyboard_on_both_models(run_dag, connection, assets):
     bodies = {request.path: request.body for request in connection.generation_requests()}
     assert bodies["/v3/seedream-4.0"]["max_images"] == 4
     assert bodies["/v3/seedream-4.5"]["sequential_image_generation_options"] == {"max_images": 4}
-    folder = assets / "storyboard" / f"{dag_run.logical_date:%Y-%m-%d}"
+    folder = assets / "storyboard" / run_folder(dag_run)
     names = sorted(path.name for path in folder.iterdir())
     assert names == [
         *(f"v40-{i}.png" for i in range(4)),
