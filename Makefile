@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The supported matrix, as tested: Airflow version and the Python it runs on, one virtualenv each.
 MATRIX := airflow-2.11.2-py3.11 airflow-3.0.6-py3.12 airflow-3.3.2-py3.13
 
-.PHONY: test lint test-matrix demo install clean bench
+.PHONY: test lint test-matrix test-deploy demo install clean bench
 
 install: $(INSTALLED)
 
@@ -42,6 +42,10 @@ test-matrix: $(MATRIX:%=.venv-matrix/%/.installed)
 	.venv-matrix/$$env/bin/pip install $(PIP_FLAGS) --constraint constraints/$$env.txt \
 		"apache-airflow==$$airflow" --editable ".[test]"
 	touch $@
+
+# A real deployment: PostgreSQL, scheduler, dag-processor, triggerer and api-server, driven over REST.
+test-deploy: $(INSTALLED)
+	$(VENV)/bin/python tests/deploy/run.py
 
 # The marketing example DAG end to end; SEEDREAM_API_KEY=... uses the real API instead of the sandbox.
 demo: $(INSTALLED)

@@ -375,6 +375,14 @@ class TestConnection:
         ok, message = SeedreamHook().test_connection()
         assert not ok and "401" in message and "INVALID_API_KEY" in message
 
+    def test_tls_to_a_plain_http_server_says_to_use_http(self, sandbox, monkeypatch):
+        host = sandbox.url.replace("http://", "https://")
+        monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(host, extra={"max_retries": 0}))
+        with pytest.raises(SeedreamConnectionError, match="give the connection's host as http://") as info:
+            SeedreamHook().generate("p")
+        assert "nothing was sent" in str(info.value)
+        assert sandbox.requests == []
+
     def test_test_connection_reports_an_unreachable_host(self, monkeypatch):
         monkeypatch.setenv(
             "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(f"http://127.0.0.1:{free_port()}")

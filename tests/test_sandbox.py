@@ -7,6 +7,7 @@ import http.client
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import requests
 from conftest import API_KEY
 from PIL import Image
 
-from airflow_provider_seedream.testing import Fault, LinkFault
+from airflow_provider_seedream.testing import Fault, LinkFault, SeedreamSandbox
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -181,6 +182,74 @@ class TestFaults:
         with pytest.raises(http.client.IncompleteRead) as info:
             response.read()
         assert len(info.value.partial) == 1000
+
+
+class TestLimits:
+    def test_images_per_minute_limit_answers_429_with_retry_after(self):
+        with SeedreamSandbox(API_KEY, image_scale=1 / 64, rate_limit=12) as sandbox:  # a burst of 2
+            statuses = [post(sandbox, {"prompt": "p"}) for _ in range(3)]
+            assert [response.status_code for response in statuses] == [200, 200, 429]
+            limited = statuses[-1]
+            assert limited.json()["reason"] == "RATE_LIMIT_EXCEEDED"
+            assert 1 <= int(limited.headers["Retry-After"]) <= 5  # one image every 5 s
+            time.sleep(int(limited.headers["Retry-After"]))
+            assert post(sandbox, {"prompt": "p"}).status_code == 200
+            stats = requests.get(f"{sandbox.url}/_sandbox/stats", timeout=10).json()
+            assert (stats["images"], stats["rate_limited"]) == (3, 1)
+
+    def test_latency_and_default_link_faults(self):
+        with SeedreamSandbox(API_KEY, latency=0.4, link_faults=LinkFault(ready_after=0.5)) as sandbox:
+            started = time.monotonic()
+            (url,) = post(sandbox, {"prompt": "p"}).json()["images"]
+            assert time.monotonic() - started >= 0.4
+            assert requests.get(url, timeout=10).status_code == 404
+
+
+def _standalone(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_seedream.testing", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_standalone_cli_plays_waits_and_logs_requests():
+    process = _standalone("--api-key", "k-cli-1", "--links-ready-after", "30", "--fail", "503")
+    try:
+        url = process.stdout.readline().split()[-1]
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":8080")  # a free port by default
+        process.stdout.readline()
+        headers = {"Authorization": "Bearer k-cli-1"}
+        assert (
+            requests.post(
+                f"{url}/v3/seedream-4.5", json={"prompt": "p"}, headers=headers, timeout=10
+            ).status_code
+            == 503
+        )
+        (image,) = requests.post(
+            f"{url}/v3/seedream-4.5", json={"prompt": "p"}, headers=headers, timeout=10
+        ).json()["images"]
+        assert requests.get(image, timeout=10).status_code == 404  # not ready for 30 s
+        assert process.stdout.readline().strip() == "POST /v3/seedream-4.5 503"
+        assert process.stdout.readline().strip() == "POST /v3/seedream-4.5 200"
+        line = process.stdout.readline().strip()
+        assert line.startswith("GET /files/") and line.endswith(" 404") and "Signature" not in line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_standalone_says_when_the_port_is_busy():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = _standalone("--port", str(port))
+        _, error = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert f"Port {port} on 127.0.0.1 is already in use" in error
+    assert "Traceback" not in error
 
 
 def test_standalone_server():

@@ -119,9 +119,9 @@ class SeedreamSandbox:
     :param auto_images: images returned in ``auto`` mode when the request sets no ``max_images``.
     :param item_style: how items of ``images`` look: ``"string"`` (as documented), ``"image_url"`` or
         ``"url"`` objects (as some responses show).
-    :param rate_limit: images per minute over a sliding minute, as Novita limits image models; a
-        generation that would exceed it is answered 429 ``RATE_LIMIT_EXCEEDED`` with ``Retry-After``
-        (whole seconds until enough of the window frees). ``None``: no limit.
+    :param rate_limit: images per minute, as Novita limits image models (a token bucket holding ten
+        seconds' worth); a generation that would exceed it is answered 429 ``RATE_LIMIT_EXCEEDED`` with
+        ``Retry-After`` (whole seconds until it would fit). ``None``: no limit.
     :param latency: seconds every generation takes before it answers, as a real one does.
     :param link_faults: how the links of every generation behave unless
         :meth:`links_of_next_generation` says otherwise (``LinkFault(ready_after=5)``: links 404 for 5 s).
@@ -152,8 +152,8 @@ class SeedreamSandbox:
         self.default_link_faults = link_faults or LinkFault()
         self.log = log
         self.stats = SandboxStats()
-        self._window: deque[float] = deque()
-        """When each image generated in the last minute was generated (``time.monotonic()``)."""
+        self._tokens: float | None = None
+        self._refilled_at = 0.0
         self.requests: list[RecordedRequest] = []
         self._faults: deque[Fault] = deque()
         self._link_faults: deque[LinkFault] = deque()
@@ -245,21 +245,25 @@ class SeedreamSandbox:
             return self._faults.popleft() if self._faults else None
 
     def _admit(self, count: int) -> float | None:
-        """Take ``count`` images from the per-minute budget; or the seconds until they would fit."""
+        """Take ``count`` images from the rate budget; or the seconds until they would fit.
+
+        A token bucket: ``rate_limit`` images per minute, refilled continuously, holding at most ten
+        seconds' worth, so a burst cannot outrun the limit for long."""
         if self.rate_limit is None:
             return None
         with self._lock:
             now = time.monotonic()
-            while self._window and now - self._window[0] >= 60:
-                self._window.popleft()
-            if len(self._window) + count <= self.rate_limit:
-                self._window.extend([now] * count)
+            rate = self.rate_limit / 60
+            capacity = max(float(count), self.rate_limit / 6)
+            if self._tokens is None:
+                self._tokens, self._refilled_at = capacity, now
+            self._tokens = min(capacity, self._tokens + (now - self._refilled_at) * rate)
+            self._refilled_at = now
+            if self._tokens >= count:
+                self._tokens -= count
                 return None
             self.stats.rate_limited += 1
-            # The oldest images leave the window first; wait until enough of them have.
-            needed = len(self._window) + count - self.rate_limit
-            frees_at = self._window[min(needed, len(self._window)) - 1] + 60
-            return max(frees_at - now, 0.0)
+            return (count - self._tokens) / rate
 
     def _generate(self, model: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:

@@ -10,7 +10,11 @@ from airflow.providers.common.compat.sdk import DAG, task
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 
 with DAG("seedream_generate_test", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
-    gen = SeedreamGenerateOperator(task_id="gen", prompt="a red bicycle, {{ ds }}", size="2560x1440")
+    gen = SeedreamGenerateOperator(
+        task_id="gen",
+        prompt="a red bicycle, {{ (dag_run.logical_date or dag_run.run_after) | ds }}",
+        size="2560x1440",
+    )
     gen_40 = SeedreamGenerateOperator(
         task_id="gen_40",
         model="seedream-4.0",

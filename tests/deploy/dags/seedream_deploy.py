@@ -1,0 +1,55 @@
+"""DAGs that only the deployment tier (make test-deploy) runs: waits through the real triggerer and in
+reschedule mode, a scheduled DAG, and a mapped load of generations against a rate-limited sandbox."""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.providers.common.compat.sdk import DAG, task
+
+from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+
+DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+for dag_id, wait in (
+    ("seedream_deploy_deferred", {"deferrable": True}),
+    ("seedream_deploy_reschedule", {"mode": "reschedule"}),
+):
+    with DAG(dag_id, schedule=None, start_date=START, params={"destination": DESTINATION}, tags=["deploy"]):
+        gen = SeedreamGenerateOperator(task_id="gen", prompt=f"waiting in {dag_id}", size="2K")
+        SeedreamDownloadOperator(
+            task_id="store",
+            urls=gen.output,
+            destination="{{ params.destination }}",
+            poke_interval=2,
+            timeout=120,
+            **wait,
+        )
+
+with DAG(
+    "seedream_deploy_load",
+    schedule=None,
+    start_date=START,
+    params={"prompts": 100},
+    max_active_runs=1,
+    tags=["deploy"],
+):
+
+    @task
+    def prompts(params=None) -> list[str]:
+        return [f"catalog item {number}, studio photo" for number in range(int(params["prompts"]))]
+
+    generated = SeedreamGenerateOperator.partial(
+        task_id="generate",
+        size="2K",
+        max_active_tis_per_dag=int(os.environ.get("SEEDREAM_IN_FLIGHT", "4")),
+        retries=2,
+    ).expand(prompt=prompts())
+
+    @task
+    def count(urls) -> int:
+        return sum(len(batch) for batch in urls)
+
+    count(generated.output)
