@@ -30,7 +30,9 @@ class SeedreamLinksTrigger(BaseTrigger):
     one link fails for good; or ``"timeout"`` once ``end_time`` (seconds since the epoch) has passed.
     The deadline is absolute and serialized with the trigger, so a triggerer restart does not restart
     the clock. Links are probed with a GET whose body is not read (presigned links are signed for GET
-    only); each probe is bounded in time. Nothing secret is serialized: presigned links need no API key.
+    only); each probe is bounded in time. The API key is never serialized (presigned links need none);
+    the links are, signatures included, in the trigger's kwargs, which Airflow encrypts in its database
+    when a Fernet key is configured.
 
     :param timeout: seconds from now, for callers that have no end time (``end_time`` wins).
     """

@@ -56,6 +56,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def postgres_program(name: str) -> str:
+    """A PostgreSQL server program: on the PATH, or where Debian's packages put it."""
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+    if found is None:
+        raise Failure(f"{name} not found: install PostgreSQL's server (Debian: apt-get install postgresql)")
+    return str(found)
+
+
 def step(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -94,9 +102,7 @@ class Deployment:
         pg.mkdir()
         if os.geteuid() == 0:
             shutil.chown(pg, "postgres", "postgres")
-        bin_dir = Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
-        initdb = shutil.which("initdb") or str(bin_dir / "initdb")
-        pg_ctl = shutil.which("pg_ctl") or str(bin_dir / "pg_ctl")
+        initdb, pg_ctl = postgres_program("initdb"), postgres_program("pg_ctl")
         subprocess.run(
             self._as_postgres(initdb, "-D", str(self.pg_data), "-A", "trust", "-U", "airflow", "--no-sync"),
             check=True,
