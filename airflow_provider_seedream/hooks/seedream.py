@@ -118,7 +118,8 @@ class SeedreamHook(BaseHook):
     The API key is the connection's password. The host is the API base URL: empty means
     ``https://api.novita.ai``; ``http://127.0.0.1:8080`` is used as given; a bare host name means https.
     Extras (all optional): ``connect_timeout``, ``read_timeout``, ``max_retries``, ``backoff_seconds``,
-    ``max_backoff_seconds``, ``retry_possibly_billed`` (formerly ``retry_on_read_timeout``).
+    ``max_backoff_seconds``, ``rate_limit_wait_seconds``, ``retry_possibly_billed`` (formerly
+    ``retry_on_read_timeout``).
 
     :param seedream_conn_id: the Airflow connection of type ``seedream`` to use.
     """
