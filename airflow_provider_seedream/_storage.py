@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream.exceptions import SeedreamDownloadError
+from airflow_provider_seedream.exceptions import SeedreamDownloadError, SeedreamValidationError
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
@@ -124,6 +124,38 @@ def storage_error(err: OSError | ValueError, where: object) -> SeedreamDownloadE
         err, (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
     )
     return SeedreamDownloadError(f"Could not store {where}: {cause}", retryable=retryable)
+
+
+def read_reference_file(value: str | os.PathLike[str] | ObjectStoragePath, label: str, limit: int) -> bytes:
+    """A reference file's bytes, at most ``limit`` + 1 (one byte over is enough to refuse). Only a
+    regular file is read: a FIFO or a device could block or never end."""
+    path = as_storage_path(value)
+    try:
+        if is_local(path):
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; the check below refuses it.
+            fd = os.open(path.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as handle:
+                mode = os.fstat(fd).st_mode
+                if not stat.S_ISREG(mode):
+                    kind = (
+                        "a directory"
+                        if stat.S_ISDIR(mode)
+                        else "not a regular file (a FIFO, socket or device)"
+                    )
+                    raise SeedreamValidationError(f"{label}: is {kind}, not an image file")
+                return handle.read(limit + 1)
+        if path.is_dir():
+            raise SeedreamValidationError(f"{label}: is a directory, not an image file")
+        with path.open("rb") as handle:
+            return bytes(handle.read(limit + 1))
+    except FileNotFoundError:
+        raise SeedreamValidationError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise SeedreamValidationError(f"{label}: is a directory, not an image file") from None
+    except OSError as err:
+        raise SeedreamValidationError(
+            f"{label}: cannot be read ({err.strerror or type(err).__name__})"
+        ) from None
 
 
 def remove_partial_files(root: ObjectStoragePath, names: Iterable[str]) -> list[str]:

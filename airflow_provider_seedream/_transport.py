@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import http.client
+import random
 import socket
 import ssl
 import time
@@ -19,6 +20,7 @@ import requests
 import urllib3.exceptions
 
 from airflow_provider_seedream._redact import redact_url
+from airflow_provider_seedream.connection import ConnectionSettings
 from airflow_provider_seedream.exceptions import (
     SeedreamConnectionError,
     SeedreamError,
@@ -109,6 +111,50 @@ def hook_may_resend(error: SeedreamError, *, retry_possibly_billed: bool) -> boo
     if isinstance(error, SeedreamPossiblyBilledError):
         return retry_possibly_billed
     return isinstance(error, (SeedreamConnectionError, SeedreamRateLimitError, SeedreamServerError))
+
+
+class RetryBudget:
+    """When to stop sending again, for one generation: two budgets. Rate limits (429) are waited out
+    for up to ``rate_limit_wait_seconds`` in all, however many it takes: the API says nothing was
+    generated and when to come back, so pacing by Retry-After costs nothing but time. Other safe
+    failures (a prompt 503, a failure to connect) get ``max_retries`` retries.
+
+    A loop of tenacity's ``Retrying`` drives it: ``spent`` is its ``stop``, ``wait`` its ``wait``."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self.failures = 0
+        self.rate_limited_seconds = 0.0
+
+    def spent(self, error: BaseException | None) -> bool:
+        """Called once per failed try."""
+        if isinstance(error, SeedreamRateLimitError):
+            return self.rate_limited_seconds >= self.settings.rate_limit_wait_seconds
+        self.failures += 1
+        return self.failures > self.settings.max_retries
+
+    def wait(self, attempt: int, error: BaseException | None) -> float:
+        """The wait before try ``attempt + 1``: Retry-After when the API gave one, else exponential
+        backoff, half fixed and half random so that parallel mapped tasks do not retry in lockstep;
+        every wait capped at ``max_backoff_seconds``. Rate-limit waits come out of their budget."""
+        settings = self.settings
+        if isinstance(error, SeedreamRateLimitError) and error.retry_after is not None:
+            delay = min(error.retry_after, settings.max_backoff_seconds)
+        else:
+            ceiling = min(settings.backoff_seconds * 2 ** max(attempt - 1, 0), settings.max_backoff_seconds)
+            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if isinstance(error, SeedreamRateLimitError):
+            # At least a second between tries, whatever Retry-After says: never a busy loop.
+            left = max(settings.rate_limit_wait_seconds - self.rate_limited_seconds, 0.0)
+            delay = min(max(delay, 1.0), left)
+            self.rate_limited_seconds += max(delay, 1.0)
+        return float(delay)
+
+    def describe(self, error: BaseException | None) -> str:
+        if isinstance(error, SeedreamRateLimitError):
+            limit = self.settings.rate_limit_wait_seconds
+            return f"rate limited, waited {self.rate_limited_seconds:.0f} of {limit:.0f} s"
+        return f"retry {self.failures} of {self.settings.max_retries}"
 
 
 def transport_error(err: requests.RequestException, url: str, timeout: tuple[float, float]) -> SeedreamError:

@@ -1,6 +1,9 @@
-"""The ``seedream`` connection's extras, validated once: timeouts, retry policy and the billing opt-in.
+"""The ``seedream`` connection, defined once: its extras (timeouts, retry policy, the billing opt-in)
+as one pydantic model, from which the connection form's fields, their defaults and the runtime parsing
+all come, and the form's layout.
 
-Plain Python (pydantic, no Airflow), so the hook and the tests read the same rules.
+Plain Python (pydantic, no Airflow). ``get_provider_info`` holds the same form as plain data, as
+Airflow requires; a test checks it against :meth:`ConnectionSettings.form_fields`.
 """
 
 from __future__ import annotations
@@ -12,21 +15,65 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from airflow_provider_seedream.exceptions import SeedreamValidationError
 
+DEFAULT_BASE_URL = "https://api.novita.ai"
+DEFAULT_CONN_ID = "seedream_default"
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port", "login"],
+    "relabeling": {"password": "API Key", "host": "API base URL"},
+    "placeholders": {"host": DEFAULT_BASE_URL, "password": "Your Novita AI API key"},
+}
+"""The connection form's layout: the API key is the password, the base URL the host."""
+
 
 class ConnectionSettings(BaseModel):
     """Timeouts and retry policy, from the connection's extra (every field optional)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(300.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10)
-    backoff_seconds: float = Field(2.0, ge=0)
-    max_backoff_seconds: float = Field(60.0, ge=0)
-    rate_limit_wait_seconds: float = Field(600.0, ge=0)
-    """How long, in all, one generation may wait out 429s (they say nothing was generated)."""
-    retry_possibly_billed: bool = False
-    """Send a generation again after a failure that may already have been billed."""
+    connect_timeout: float = Field(
+        10.0, gt=0, title="Connect timeout (s)", description="Seconds to wait for a connection to the API."
+    )
+    read_timeout: float = Field(
+        300.0,
+        gt=0,
+        title="Read timeout (s)",
+        description="Seconds to wait for a generation to answer (4K or batch generations take minutes); "
+        "also the longest one image download may take.",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        title="Max retries",
+        description="Retries after an overloaded API (503) or a failure to connect: failures that say "
+        "nothing was generated.",
+    )
+    backoff_seconds: float = Field(
+        2.0,
+        ge=0,
+        title="Backoff base (s)",
+        description="The first retry waits about this long, doubling each time.",
+    )
+    max_backoff_seconds: float = Field(
+        60.0,
+        ge=0,
+        title="Max wait between retries (s)",
+        description="Cap on any wait between retries, including one asked for by Retry-After.",
+    )
+    rate_limit_wait_seconds: float = Field(
+        600.0,
+        ge=0,
+        title="Rate-limit wait (s)",
+        description="How long, in all, one generation may wait out rate limits (429, honouring Retry-After) "
+        "before it fails.",
+    )
+    retry_possibly_billed: bool = Field(
+        False,
+        title="Retry possibly billed requests",
+        description="Send a generation again after a failure that came after it was sent (read timeout, "
+        "broken answer, 500/502/504): it may already be generating and billed, so this can bill twice. "
+        "Formerly retry_on_read_timeout, which still works.",
+    )
 
     @field_validator(
         "connect_timeout", "read_timeout", "backoff_seconds", "max_backoff_seconds", "rate_limit_wait_seconds"
@@ -46,7 +93,7 @@ class ConnectionSettings(BaseModel):
         return data
 
     @classmethod
-    def from_extra(cls, extra: dict[str, Any], conn_id: str = "seedream") -> ConnectionSettings:
+    def from_extra(cls, extra: dict[str, Any], conn_id: str = DEFAULT_CONN_ID) -> ConnectionSettings:
         """Settings from a connection's extra; empty values mean the default. A bad value is a
         :class:`SeedreamValidationError` naming the connection, the field, the value and the rule."""
         given = {name: value for name, value in extra.items() if value is not None and value != ""}
@@ -60,3 +107,28 @@ class ConnectionSettings(BaseModel):
             raise SeedreamValidationError(
                 f"connection {conn_id!r} has invalid extras: {'; '.join(problems)}"
             ) from None
+
+    @classmethod
+    def form_fields(cls) -> dict[str, dict[str, Any]]:
+        """The connection form's extra fields (provider info's ``conn-fields``): label, description,
+        and a JSON schema with the default and the limits, each from this model."""
+        fields = {}
+        for name, schema in cls.model_json_schema()["properties"].items():
+            limits = {key: schema[key] for key in ("minimum", "maximum", "exclusiveMinimum") if key in schema}
+            fields[name] = {
+                "label": schema["title"],
+                "description": schema["description"],
+                "schema": {"type": [schema["type"], "null"], "default": schema["default"], **limits},
+            }
+        return fields
+
+
+def base_url_from_connection(host: str | None, port: int | None) -> str:
+    """Empty host: the Novita API. A URL with a scheme: as given. A bare host name: https."""
+    host = (host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL
+    url = host if "://" in host else f"https://{host}"
+    if port and url.count(":") == 1:
+        url = f"{url}:{port}"
+    return url

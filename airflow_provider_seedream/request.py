@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import logging
 import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     PrivateAttr,
     StrictBool,
@@ -33,8 +33,6 @@ from airflow_provider_seedream._imageinfo import read_image_info
 from airflow_provider_seedream.exceptions import SeedreamValidationError
 from airflow_provider_seedream.specs import (
     DEFAULT_MODEL,
-    MAX_IMAGES_RANGE,
-    MAX_TOTAL_IMAGES,
     MODEL_SPECS,
     PROMPT_RECOMMENDED_CJK_CHARACTERS,
     PROMPT_RECOMMENDED_WORDS,
@@ -55,7 +53,7 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MEDIA_SUBTYPE_FORMAT = {"jpg": "jpeg", "pjpeg": "jpeg", "x-png": "png", "x-ms-bmp": "bmp", "tif": "tiff"}
 
 
-def _show(value: object, limit: int = 80) -> str:
+def short_repr(value: object, limit: int = 80) -> str:
     """``repr`` short enough for an error message. A data URI shows its type and length only: its
     content is the user's image, and megabytes long."""
     if isinstance(value, str) and value.lstrip()[:5].lower() == "data:":
@@ -78,7 +76,7 @@ class Reference:
     """The URL or data URI string, or a path: a local path string, a storage URI or a path object."""
 
     def __str__(self) -> str:
-        return _show(str(self.value))
+        return short_repr(str(self.value))
 
 
 def classify_reference(value: object) -> Reference:
@@ -88,20 +86,20 @@ def classify_reference(value: object) -> Reference:
         lowered = text.lower()
         if lowered.startswith(("http://", "https://")):
             if not re.match(r"^https?://[^/\s?#]+", text, re.IGNORECASE):
-                raise ValueError(f"{_show(value)} is not a valid URL")
+                raise ValueError(f"{short_repr(value)} is not a valid URL")
             return Reference("url", text)
         if lowered.startswith("data:"):
             match = _DATA_URI.match(text)
             if not match:
                 raise ValueError(
-                    f"{_show(value)} is not a data URI of the form data:image/<format>;base64,<data>"
+                    f"{short_repr(value)} is not a data URI of the form data:image/<format>;base64,<data>"
                 )
             return Reference("data_uri", text)
         scheme = _SCHEME.match(text)
         if scheme:
             if scheme.group(1).lower() not in OBJECT_STORAGE_SCHEMES:
                 raise ValueError(
-                    f"{_show(value)} has an unsupported scheme {scheme.group(1)!r}; use an http(s) URL, "
+                    f"{short_repr(value)} has an unsupported scheme {scheme.group(1)!r}; use an http(s) URL, "
                     f"a data URI, a local path or one of {', '.join(sorted(OBJECT_STORAGE_SCHEMES))}"
                 )
             return Reference("path", text)
@@ -111,7 +109,7 @@ def classify_reference(value: object) -> Reference:
     # pathlib.Path, ObjectStoragePath and other path objects: read by the hook.
     if isinstance(value, os.PathLike) or hasattr(value, "read_bytes"):
         return Reference("path", value)
-    raise ValueError(f"{_show(value)} ({type(value).__name__}) is not a URL, data URI or path")
+    raise ValueError(f"{short_repr(value)} ({type(value).__name__}) is not a URL, data URI or path")
 
 
 def _is_single_reference(value: object) -> bool:
@@ -126,7 +124,7 @@ def check_image_bytes(data: bytes, spec: ModelSpec, label: str) -> str:
             f"{label}: {len(data):,} bytes is over the {limits.max_bytes:,}-byte limit of {spec.name}"
         )
     info = read_image_info(data)
-    if info is None:
+    if info is None or info.width is None or info.height is None:
         raise SeedreamValidationError(f"{label}: the content is not an image ({', '.join(limits.formats)})")
     if info.format not in limits.formats:
         raise SeedreamValidationError(
@@ -178,20 +176,47 @@ def check_data_uri(uri: str, spec: ModelSpec, label: str) -> None:
         )
 
 
+def _rendered_int(value: Any) -> Any:
+    """A template renders ``{{ params.n }}`` to ``"3"``: ASCII digits become the number."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+def _rendered_bool(value: Any) -> Any:
+    """A template renders a boolean to ``"True"``/``"false"``: those two words become the boolean."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+def _rendered_none(value: Any) -> Any:
+    """A template that renders an unset value gives ``"None"`` or ``""``: both mean unset."""
+    return None if isinstance(value, str) and value.strip() in ("", "None") else value
+
+
 class GenerateRequest(BaseModel):
-    """One generation request, checked against every rule the model's API page documents."""
+    """One generation request, checked against every rule the model's API page documents.
+
+    Its fields are the generation parameters, defined here once: the hook's ``generate`` and the
+    operator take exactly these (``GENERATION_PARAMETERS``; a test keeps their signatures in step),
+    and each model's spec says where each goes in the body."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     model: StrictStr = DEFAULT_MODEL
     prompt: StrictStr
-    size: StrictStr | None = None
+    size: Annotated[StrictStr | None, BeforeValidator(_rendered_none)] = None
     images: list[Any] | None = None
     """As given; see ``references`` for them classified."""
-    sequential_image_generation: Literal["auto", "disabled"] | None = None
-    max_images: StrictInt | None = None
-    watermark: StrictBool | None = None
-    optimize_prompt_mode: StrictStr | None = None
+    sequential_image_generation: Annotated[StrictStr | None, BeforeValidator(_rendered_none)] = None
+    max_images: Annotated[
+        StrictInt | None, BeforeValidator(_rendered_int), BeforeValidator(_rendered_none)
+    ] = None
+    watermark: Annotated[
+        StrictBool | None, BeforeValidator(_rendered_bool), BeforeValidator(_rendered_none)
+    ] = None
+    optimize_prompt_mode: Annotated[StrictStr | None, BeforeValidator(_rendered_none)] = None
 
     _references: list[Reference] = PrivateAttr(default_factory=list)
 
@@ -219,14 +244,15 @@ class GenerateRequest(BaseModel):
             raise ValueError(
                 f"model={self.model!r} is not supported; choose one of {', '.join(sorted(MODEL_SPECS))}"
             )
-        problems = self._classify_references()
+        problems = self._classify_references() + self._unsupported_problems(spec)
         problems += [
             problem
             for problem in (
                 self._prompt_problem(),
                 self._size_problem(spec),
                 self._images_problem(spec),
-                self._max_images_problem(),
+                self._sequential_problem(spec),
+                self._max_images_problem(spec),
                 self._optimize_prompt_problem(spec),
             )
             if problem
@@ -240,7 +266,7 @@ class GenerateRequest(BaseModel):
         problems = []
         for index, item in enumerate(self.images or ()):
             try:
-                self._references.append(item if isinstance(item, Reference) else classify_reference(item))
+                self._references.append(classify_reference(item))
             except ValueError as err:
                 problems.append(f"images[{index}]: {err}")
         return problems
@@ -270,7 +296,7 @@ class GenerateRequest(BaseModel):
             f"use one of {', '.join(spec.size_presets)}, or WIDTHxHEIGHT with total pixels "
             f"{low:,}..{high:,} and aspect ratio {_ratio(low_ratio)}..{_ratio(high_ratio)}"
         )
-        if self.size.strip().upper() in spec.size_presets:
+        if _preset(spec, self.size) is not None:
             return None
         match = _SIZE_WXH.match(self.size.strip())
         if not match:
@@ -299,31 +325,46 @@ class GenerateRequest(BaseModel):
             )
         if len(self.images) > spec.max_references:
             return f"images: {len(self.images)} references; {spec.name} takes 1..{spec.max_references}"
-        if self.max_images is not None and len(self.images) + self.max_images > MAX_TOTAL_IMAGES:
+        total = spec.max_total_images
+        if self.max_images is not None and len(self.images) + self.max_images > total:
             return (
                 f"max_images={self.max_images} with {len(self.images)} references: references plus generated "
-                f"images may not exceed {MAX_TOTAL_IMAGES}, so max_images can be at most "
-                f"{MAX_TOTAL_IMAGES - len(self.images)}"
+                f"images may not exceed {total}, so max_images can be at most {total - len(self.images)}"
             )
         return None
 
-    def _max_images_problem(self) -> str | None:
-        low, high = MAX_IMAGES_RANGE
+    def _sequential_problem(self, spec: ModelSpec) -> str | None:
+        mode = self.sequential_image_generation
+        if mode is None or mode in spec.sequential_modes:
+            return None
+        return (
+            f"sequential_image_generation={mode!r} is not supported by {spec.name}; "
+            f"choose one of {', '.join(spec.sequential_modes)}"
+        )
+
+    def _max_images_problem(self, spec: ModelSpec) -> str | None:
+        low, high = spec.max_images_range
         if self.max_images is not None and not low <= self.max_images <= high:
             return f"max_images={self.max_images} is outside {low}..{high}"
         return None
 
     def _optimize_prompt_problem(self, spec: ModelSpec) -> str | None:
-        if self.optimize_prompt_mode is None or self.optimize_prompt_mode in spec.optimize_prompt_modes:
+        if self.optimize_prompt_mode is None or "optimize_prompt_mode" not in spec.fields:
+            return None  # unset, or refused as a parameter this model does not have
+        if self.optimize_prompt_mode in spec.optimize_prompt_modes:
             return None
-        if not spec.optimize_prompt_modes:
-            return (
-                f"optimize_prompt_mode={self.optimize_prompt_mode!r}: {spec.name} has no prompt optimisation"
-            )
         return (
             f"optimize_prompt_mode={self.optimize_prompt_mode!r} is not supported by {spec.name}; "
             f"choose one of {', '.join(spec.optimize_prompt_modes)}"
         )
+
+    def _unsupported_problems(self, spec: ModelSpec) -> list[str]:
+        """Parameters set that this model's API does not have (its spec gives them no place)."""
+        return [
+            f"{name}={short_repr(getattr(self, name))}: {spec.name} has no such parameter"
+            for name in GenerateRequest.model_fields
+            if name != "model" and getattr(self, name) is not None and name not in spec.fields
+        ]
 
     def _warn_about_ignored_settings(self) -> None:
         if self.max_images is not None and self.sequential_image_generation != "auto":
@@ -339,67 +380,31 @@ class GenerateRequest(BaseModel):
         if self.size is None:
             return None
         size = self.size.strip()
-        if size.upper() in self.spec.size_presets:
-            return size.upper()
+        preset = _preset(self.spec, size)
+        if preset is not None:
+            return preset
         width, height = _SIZE_WXH.match(size).groups()  # type: ignore[union-attr]  # validated
         return f"{int(width)}x{int(height)}"
 
     def to_payload(self, references: list[str] | None = None) -> dict[str, Any]:
-        """The JSON body for the API. ``references`` are the URLs and data URIs to send, in order."""
-        spec = self.spec
-        body: dict[str, Any] = {"prompt": self.prompt}
-        if self.size is not None:
-            body["size"] = self.normalized_size
-        if references:
-            body[spec.reference_field] = list(references)
-        if self.sequential_image_generation is not None:
-            body["sequential_image_generation"] = self.sequential_image_generation
-        if self.max_images is not None:
-            _put(body, spec.max_images_path, self.max_images)
-        if self.watermark is not None:
-            body["watermark"] = self.watermark
-        if self.optimize_prompt_mode is not None and spec.optimize_prompt_mode_path:
-            _put(body, spec.optimize_prompt_mode_path, self.optimize_prompt_mode)
+        """The JSON body for the API, each parameter where the model's spec puts it; parameters left
+        unset stay out, so the API's defaults apply. ``references`` are the URLs and data URIs to send."""
+        values = {
+            **{name: getattr(self, name) for name in GENERATION_PARAMETERS},
+            "size": self.normalized_size,
+            "images": list(references) if references else None,
+        }
+        body: dict[str, Any] = {}
+        for name, path in self.spec.fields.items():
+            if values.get(name) is not None:
+                _put(body, path, values[name])
         return body
 
-    @classmethod
-    def from_payload(cls, model: str, body: object) -> GenerateRequest:
-        """Validate a wire body as the API would (the sandbox's entry point); references must be
-        URLs or data URIs, and data URIs must hold acceptable images."""
-        spec = MODEL_SPECS.get(model)
-        if spec is None:
-            raise SeedreamValidationError(f"model={model!r} is not supported")
-        if not isinstance(body, dict):
-            raise SeedreamValidationError("the request body must be a JSON object")
-        body = copy.deepcopy(body)  # consumed field by field below; the caller's body stays intact
-        fields: dict[str, Any] = {"model": model}
-        for name in ("prompt", "size", "sequential_image_generation", "watermark"):
-            if name in body:
-                fields[name] = body.pop(name)
-        if spec.reference_field in body:
-            fields["images"] = body.pop(spec.reference_field)
-        for name, path in (
-            ("max_images", spec.max_images_path),
-            ("optimize_prompt_mode", spec.optimize_prompt_mode_path),
-        ):
-            if path and _has(body, path):
-                fields[name] = _pop(body, path)
-        if body:
-            raise SeedreamValidationError(f"unknown fields for {spec.name}: {', '.join(sorted(body))}")
-        if "prompt" not in fields:
-            raise SeedreamValidationError("prompt: a prompt is required")
-        if isinstance(fields.get("images"), list):
-            for index, item in enumerate(fields["images"]):
-                if not isinstance(item, str) or not item.lower().startswith(("http://", "https://", "data:")):
-                    raise SeedreamValidationError(
-                        f"{spec.reference_field}[{index}]={_show(item)}: "
-                        "the API takes URLs and data URIs only"
-                    )
-        request = build_request(**fields)
-        for index, reference in enumerate(request.references):
-            if reference.kind == "data_uri":
-                check_data_uri(reference.value, spec, f"{spec.reference_field}[{index}]")
-        return request
+
+def _preset(spec: ModelSpec, size: str) -> str | None:
+    """The preset ``size`` names, in the spec's own spelling, whatever its case."""
+    wanted = size.strip().upper()
+    return next((name for name in spec.size_presets if name.upper() == wanted), None)
 
 
 def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -408,23 +413,8 @@ def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     body[path[-1]] = value
 
 
-def _has(body: dict[str, Any], path: tuple[str, ...]) -> bool:
-    for key in path:
-        if not isinstance(body, dict) or key not in body:
-            return False
-        body = body[key]
-    return True
-
-
-def _pop(body: dict[str, Any], path: tuple[str, ...]) -> Any:
-    """Remove ``path`` from ``body``, and any option object it leaves empty."""
-    if len(path) == 1:
-        return body.pop(path[0])
-    inner = body[path[0]]
-    value = _pop(inner, path[1:])
-    if not inner:
-        del body[path[0]]
-    return value
+GENERATION_PARAMETERS: tuple[str, ...] = tuple(GenerateRequest.model_fields)
+"""The generation parameters, in order: what the hook, the operator and the sandbox take."""
 
 
 def build_request(**fields: Any) -> GenerateRequest:
@@ -447,5 +437,5 @@ def _describe(err: ValidationError) -> str:
         elif error["type"] == "extra_forbidden":
             lines.append(f"{field}: unknown parameter")
         else:
-            lines.append(f"{field}={_show(error['input'])}: {error['msg']}")
+            lines.append(f"{field}={short_repr(error['input'])}: {error['msg']}")
     return "Invalid Seedream request:\n" + "\n".join(f"  - {line}" for line in lines)

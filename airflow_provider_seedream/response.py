@@ -12,15 +12,14 @@ from urllib.parse import urlsplit
 
 from airflow_provider_seedream._redact import redact_text, redact_url
 from airflow_provider_seedream.exceptions import SeedreamResponseError
-from airflow_provider_seedream.specs import MAX_TOTAL_IMAGES
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 
 
-def image_urls(status: int, body: bytes, secrets: tuple[str, ...] = ()) -> list[str]:
+def image_urls(status: int, body: bytes, secrets: tuple[str, ...] = (), *, max_links: int) -> list[str]:
     """The links in ``{"images": [...]}``; items may be strings or objects with ``image_url``/``url``.
 
-    At most 15 links (the API's own limit), each an http(s) URL with a host and no control
+    At most ``max_links`` (the model's own limit, 15), each an http(s) URL with a host and no control
     characters or spaces. ``secrets`` are removed from any body quoted in an error."""
 
     def refuse(reason: str, message: str) -> SeedreamResponseError:
@@ -37,8 +36,8 @@ def image_urls(status: int, body: bytes, secrets: tuple[str, ...] = ()) -> list[
         raise refuse(
             "NO_IMAGES", f"expected a non-empty 'images' list, got: {body.decode('utf-8', 'replace')}"
         )
-    if len(items) > MAX_TOTAL_IMAGES:
-        raise refuse("TOO_MANY_IMAGES", f"{len(items)} images; the API returns at most {MAX_TOTAL_IMAGES}")
+    if len(items) > max_links:
+        raise refuse("TOO_MANY_IMAGES", f"{len(items)} images; the API returns at most {max_links}")
     urls = []
     for index, item in enumerate(items):
         url = (

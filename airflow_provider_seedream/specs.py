@@ -1,32 +1,38 @@
 """
 The Seedream API contract as data: one entry per model.
 
-Validation, payload building and the sandbox server all read these entries, so supporting a new
-model is one more ``ModelSpec`` in ``MODEL_SPECS``. Sources: ``shared/seeds/`` (Novita's reference
-pages for Seedream 4.0 and 4.5).
+Everything that differs between models lives in its ``ModelSpec``: the endpoint, where each request
+parameter goes in the body, the reference-image rules, the size presets with their pixel sizes, the
+pixel range, and the ``max_images`` limits. Validation, payload building and the sandbox server all
+read these entries, so supporting a new model is one more ``ModelSpec`` in ``MODEL_SPECS`` (the
+test suite proves it with a fictional one). Sources: ``shared/seeds/`` (Novita's reference pages for
+Seedream 4.0 and 4.5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
-
-from airflow_provider_seedream.exceptions import SeedreamValidationError
 
 DEFAULT_MODEL = "seedream-4.5"
 
-SEQUENTIAL_MODES = ("auto", "disabled")
-MAX_IMAGES_RANGE = (1, 15)
-MAX_TOTAL_IMAGES = 15
-"""References plus generated images may not exceed this, for every model."""
+PROMPT_RECOMMENDED_WORDS = 600
+PROMPT_RECOMMENDED_CJK_CHARACTERS = 300
 
 REFERENCE_READ_LIMIT = 32 * 1024 * 1024
 """Largest reference file read for a model whose page documents no byte limit (Seedream 4.5). The
 provider's own bound, not the API's: inlined as base64 it makes a body of about 43 MB, which is
 already more than most proxies pass."""
 
-PROMPT_RECOMMENDED_WORDS = 600
-PROMPT_RECOMMENDED_CJK_CHARACTERS = 300
+
+def body_fields(**overrides: tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
+    """Where each request parameter goes in the JSON body: its own name at the top level, unless
+    ``overrides`` names another path; ``None`` leaves a parameter out (the model has no such option)."""
+    names = ("prompt", "size", "images", "sequential_image_generation", "max_images", "watermark")
+    fields: dict[str, tuple[str, ...] | None] = {name: (name,) for name in names}
+    fields.update(overrides)
+    return {name: path for name, path in fields.items() if path is not None}
 
 
 @dataclass(frozen=True)
@@ -45,18 +51,22 @@ class ModelSpec:
     name: str
     path: str
     """Endpoint path below the API base URL."""
-    reference_field: str
+    fields: Mapping[str, tuple[str, ...]]
+    """Request parameter -> its path in the body (see :func:`body_fields`)."""
     max_references: int
     reference_limits: ReferenceLimits
-    size_presets: tuple[str, ...]
+    size_presets: Mapping[str, tuple[int, int]]
+    """Preset name -> the pixel size it stands for."""
     pixel_range: tuple[int, int]
     """Inclusive range of width*height for a ``WxH`` size."""
-    max_images_path: tuple[str, ...]
-    """Where ``max_images`` goes in the body: top level, or nested in an options object."""
-    optimize_prompt_mode_path: tuple[str, ...] | None = None
-    """Where the prompt-optimisation mode goes; ``None`` when the model has no such option."""
-    optimize_prompt_modes: tuple[str, ...] = ()
+    default_size: tuple[int, int] = (2048, 2048)
+    """What the API generates when no size is sent."""
     aspect_ratio: tuple[Fraction, Fraction] = (Fraction(1, 16), Fraction(16))
+    sequential_modes: tuple[str, ...] = ("auto", "disabled")
+    max_images_range: tuple[int, int] = (1, 15)
+    max_total_images: int = 15
+    """References plus generated images may not exceed this."""
+    optimize_prompt_modes: tuple[str, ...] = field(default=())
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -65,7 +75,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         ModelSpec(
             name="seedream-4.0",
             path="/v3/seedream-4.0",
-            reference_field="images",
+            fields=body_fields(),
             max_references=10,
             reference_limits=ReferenceLimits(
                 formats=("jpeg", "png"),
@@ -74,31 +84,22 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                 max_pixels=6000 * 6000,
                 aspect_ratio=(Fraction(1, 3), Fraction(3)),
             ),
-            size_presets=("1K", "2K", "4K"),
+            size_presets={"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
             pixel_range=(1024 * 1024, 4096 * 4096),
-            max_images_path=("max_images",),
         ),
         ModelSpec(
             name="seedream-4.5",
             path="/v3/seedream-4.5",
-            reference_field="image",
+            fields=body_fields(
+                images=("image",),
+                max_images=("sequential_image_generation_options", "max_images"),
+                optimize_prompt_mode=("optimize_prompt_options", "mode"),
+            ),
             max_references=14,
             reference_limits=ReferenceLimits(formats=("jpeg", "png", "webp", "bmp", "tiff", "gif")),
-            size_presets=("2K", "4K"),
+            size_presets={"2K": (2048, 2048), "4K": (4096, 4096)},
             pixel_range=(3_686_400, 16_777_216),
-            max_images_path=("sequential_image_generation_options", "max_images"),
-            optimize_prompt_mode_path=("optimize_prompt_options", "mode"),
             optimize_prompt_modes=("standard",),
         ),
     )
 }
-
-
-def get_spec(model: str) -> ModelSpec:
-    """The spec of ``model``, or a validation error listing the models there are."""
-    try:
-        return MODEL_SPECS[model]
-    except (KeyError, TypeError):
-        raise SeedreamValidationError(
-            f"model={model!r} is not supported; choose one of {', '.join(sorted(MODEL_SPECS))}"
-        ) from None

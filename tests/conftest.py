@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -42,9 +43,6 @@ def _airflow_version() -> tuple[int, int]:
 
 
 AIRFLOW_VERSION = _airflow_version()
-FAILURES_SHOWN_BY_DAG_TEST = not (3, 0) <= AIRFLOW_VERSION < (3, 1)
-"""Airflow 3.0's dag.test() runs tasks under an in-process supervisor that drops the task runner's own
-log lines, "Task failed with exception" and its message among them; the task's log file has them."""
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +122,27 @@ def console(request):
         return out + err
 
     return read
+
+
+DAG_TEST_SHOWS_FAILURE_MESSAGES = not (3, 0) <= AIRFLOW_VERSION < (3, 1)
+"""Airflow 3.0's dag.test() prints a failed task's traceback with the exception types but elides their
+messages; every other supported version prints the message."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture
+def failure_logged(logs, console):
+    """Whether the run's output shows a task failing with ``message`` (an ``exception``): the message
+    itself, or on Airflow 3.0 "Task failed with exception" and the exception's type. Pair it with the
+    task instance's state."""
+
+    def check(message: str, exception: type[BaseException]) -> bool:
+        output = logs() + _ANSI.sub("", console())
+        if DAG_TEST_SHOWS_FAILURE_MESSAGES:
+            return message in output
+        return "Task failed with exception" in output and exception.__name__ in output
+
+    return check
 
 
 @pytest.fixture

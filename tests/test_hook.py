@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import io
 import logging
 import socket
 import time
@@ -12,6 +13,7 @@ import pytest
 from conftest import API_KEY, json_connection
 from PIL import Image
 
+from airflow_provider_seedream.connection import base_url_from_connection
 from airflow_provider_seedream.exceptions import (
     SeedreamAuthError,
     SeedreamBadRequestError,
@@ -26,7 +28,7 @@ from airflow_provider_seedream.exceptions import (
     SeedreamTimeoutError,
     SeedreamValidationError,
 )
-from airflow_provider_seedream.hooks.seedream import SeedreamHook, base_url_from_connection
+from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.testing import Fault
 
 
@@ -426,37 +428,59 @@ class TestSecrets:
 
 
 def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
-    """Seedream 5.0-lite, say: one ModelSpec, and the hook, the validation and the sandbox all follow."""
+    """Seedream 5.0-lite, say: a new preset, other limits, renamed and nested fields; one ModelSpec, and
+    the validation, the payload, the hook and the sandbox all follow, with no code change elsewhere."""
     from fractions import Fraction
 
-    from airflow_provider_seedream.specs import MODEL_SPECS, ModelSpec, ReferenceLimits
+    from PIL import Image
+
+    from airflow_provider_seedream.specs import MODEL_SPECS, ModelSpec, ReferenceLimits, body_fields
 
     spec = ModelSpec(
         name="seedream-5.0-lite",
         path="/v3/seedream-5.0-lite",
-        reference_field="reference_images",
+        fields=body_fields(
+            prompt=("text",),
+            images=("reference_images",),
+            max_images=("options", "max_images"),
+            watermark=None,  # this model has no watermark switch
+        ),
         max_references=4,
         reference_limits=ReferenceLimits(formats=("png",), aspect_ratio=(Fraction(1, 2), Fraction(2))),
-        size_presets=("2K",),
-        pixel_range=(1024 * 1024, 2048 * 2048),
-        max_images_path=("options", "max_images"),
+        size_presets={"2K": (2048, 2048), "8K-wide": (8192, 2048)},
+        pixel_range=(1024 * 1024, 8192 * 2048),
+        max_images_range=(1, 6),
+        max_total_images=8,
+        sequential_modes=("auto", "disabled", "storyboard"),
     )
     monkeypatch.setitem(MODEL_SPECS, spec.name, spec)
     urls = SeedreamHook().generate(
         "p",
         model=spec.name,
+        size="8k-wide",
         images=["https://x.example/a.png"],
-        sequential_image_generation="auto",
-        max_images=2,
+        sequential_image_generation="storyboard",
+        max_images=6,
     )
-    assert len(urls) == 2
     (request,) = connection.requests
     assert request.path == "/v3/seedream-5.0-lite"
     assert request.body == {
-        "prompt": "p",
+        "text": "p",
+        "size": "8K-wide",
         "reference_images": ["https://x.example/a.png"],
-        "sequential_image_generation": "auto",
-        "options": {"max_images": 2},
+        "sequential_image_generation": "storyboard",
+        "options": {"max_images": 6},
     }
-    with pytest.raises(SeedreamValidationError, match=r"5 references; seedream-5\.0-lite takes 1\.\.4"):
-        SeedreamHook().generate("p", model=spec.name, images=["https://x.example/a.png"] * 5)
+    # The sandbox draws the new preset at its pixel size (scaled by 1/32).
+    assert Image.open(io.BytesIO(connection.image_bytes(urls[0]))).size == (256, 64)
+    for arguments, message in [
+        ({"images": ["https://x.example/a.png"] * 5}, r"5 references; seedream-5\.0-lite takes 1\.\.4"),
+        ({"sequential_image_generation": "auto", "max_images": 7}, r"max_images=7 is outside 1\.\.6"),
+        ({"images": ["https://x.example/a.png"] * 3, "max_images": 6}, "may not exceed 8"),
+        ({"size": "1K"}, r"use one of 2K, 8K-wide"),
+        ({"watermark": False}, "watermark=False: seedream-5.0-lite has no such parameter"),
+        ({"sequential_image_generation": "loop"}, "choose one of auto, disabled, storyboard"),
+    ]:
+        with pytest.raises(SeedreamValidationError, match=message):
+            SeedreamHook().generate("p", model=spec.name, **arguments)
+    assert len(connection.requests) == 1

@@ -1,4 +1,5 @@
-"""Header-only image identification, checked against real images that Pillow writes and reads."""
+"""Header-only image identification (Pillow reading headers lazily), checked against real images of
+every format and layout the API takes, truncated and mutated ones included."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from airflow_provider_seedream._imageinfo import ImageInfo, read_image_info, sniff_format
+from airflow_provider_seedream._imageinfo import ImageInfo, read_image_info
 
 SIZES = [(17, 9), (300, 1200), (4000, 30)]
 
@@ -64,8 +65,6 @@ def _check_like_pillow(data: bytes, expected_size: tuple[int, int]) -> ImageInfo
     assert info is not None
     assert (info.format, info.width, info.height) == (pillow_format.lower(), *pillow_size)
     assert info.media_type == Image.MIME[pillow_format]
-    assert Image.registered_extensions()["." + info.extension] == pillow_format
-    assert sniff_format(data[:32]) == info.format
     return info
 
 
@@ -85,7 +84,8 @@ def test_every_prefix_gives_none_or_the_right_answer(case: str) -> None:
     expected = read_image_info(data)
     assert expected is not None
     answers = {read_image_info(data[:length]) for length in range(min(len(data), 2048))}
-    assert answers <= {None, expected}
+    # A JPEG or TIFF prefix without its size is still known by its signature.
+    assert answers <= {None, expected, ImageInfo(expected.format, None, None)}
 
 
 def test_mutated_headers_never_raise() -> None:
@@ -184,20 +184,14 @@ JPEG_FRAME = next(segment for segment in _jpeg_segments(JPEG_17x9)[0] if segment
         b"Hello, world! This is plain text, not an image at all.",
         b"<!DOCTYPE html><html><head><title>403 Forbidden</title></head></html>",
         b"BMW and BMX are not bitmaps, even though they start with BM.",
+        b"BM" + bytes(30),
         b'{"images": ["https://example.com/a.png"]}',
         random.Random(3).randbytes(4096),
         PNG_17x9[:8],
         PNG_17x9[:20],
         PNG_17x9[:12] + b"IDAT" + PNG_17x9[16:],
-        JPEG_17x9[: JPEG_17x9.index(b"\xff\xc0")],
-        JPEG_17x9[: JPEG_17x9.index(b"\xff\xc0") + 6],
-        b"\xff\xd8\xff\xd9",
-        JPEG_17x9.replace(JPEG_FRAME, b""),
-        # A frame header whose length disagrees with its component count: libjpeg refuses it.
-        JPEG_17x9.replace(JPEG_FRAME, JPEG_FRAME[:3] + b"\x14" + JPEG_FRAME[4:] + bytes(3)),
         b"GIF89a\x11",
         b"RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00" + bytes(24),
-        b"II*\x00\x00\x10\x00\x00" + bytes(64),
     ],
     ids=lambda data: repr(data[:12]),
 )
@@ -206,8 +200,17 @@ def test_not_an_image_or_truncated_header_gives_none(data: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("head", "expected"),
-    [(b"<html>", None), (b"BM" + bytes(30), None), (PNG_17x9[:8], "png"), (JPEG_17x9[:3], "jpeg")],
+    ("data", "image_format"),
+    [
+        (JPEG_17x9[: JPEG_17x9.index(b"\xff\xc0")], "jpeg"),
+        (JPEG_17x9[: JPEG_17x9.index(b"\xff\xc0") + 6], "jpeg"),
+        (b"\xff\xd8\xff\xd9", "jpeg"),
+        (b"II*\x00\x00\x10\x00\x00" + bytes(64), "tiff"),
+    ],
+    ids=lambda value: repr(value[:12]) if isinstance(value, bytes) else value,
 )
-def test_sniff_format_needs_only_the_magic(head: bytes, expected: str | None) -> None:
-    assert sniff_format(head) == expected
+def test_a_jpeg_or_tiff_without_a_readable_size_is_known_by_its_signature(
+    data: bytes, image_format: str
+) -> None:
+    """The start of a download may end before the size; a reference image like this is refused."""
+    assert read_image_info(data) == ImageInfo(image_format, None, None)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import API_KEY, FAILURES_SHOWN_BY_DAG_TEST, REPOSITORY, json_connection
+from airflow.providers.common.compat.sdk import AirflowFailException
+from conftest import API_KEY, REPOSITORY, json_connection
 
-from airflow_provider_seedream.exceptions import SeedreamValidationError
+from airflow_provider_seedream.exceptions import SeedreamAuthError, SeedreamValidationError
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 
 
@@ -19,10 +20,27 @@ class TestConstruction:
             SeedreamGenerateOperator(task_id="gen", prompt="p", images=["ftp://host/a.png"])
 
     def test_templated_arguments_wait_for_rendering(self):
-        operator = SeedreamGenerateOperator(
-            task_id="gen", prompt="{{ params.prompt }}", size="{{ params.size }}", images="{{ params.refs }}"
+        # Invalid as literals (size 1K on 4.5, 30 images): as templates they are checked once rendered.
+        SeedreamGenerateOperator(
+            task_id="gen", prompt="p", size="{{ params.size }}", max_images="{{ params.n }}", model="{{ m }}"
         )
-        assert operator.template_fields == ("prompt", "images", "size")
+
+    def test_public_signatures_take_every_generation_parameter(self):
+        """The parameters are defined once (GenerateRequest); the hook and the operator spell them out
+        for their users, with the same defaults."""
+        import inspect
+
+        from airflow_provider_seedream.hooks.seedream import SeedreamHook
+        from airflow_provider_seedream.request import GENERATION_PARAMETERS, GenerateRequest
+
+        for function in (SeedreamHook.generate, SeedreamGenerateOperator.__init__):
+            parameters = inspect.signature(function).parameters
+            for name in GENERATION_PARAMETERS:
+                assert name in parameters, (function.__qualname__, name)
+                default = GenerateRequest.model_fields[name].default
+                expected = inspect.Parameter.empty if name == "prompt" else default
+                assert parameters[name].default == expected, (function.__qualname__, name)
+        assert set(GENERATION_PARAMETERS) <= set(SeedreamGenerateOperator.template_fields)
 
     def test_templated_prompt_does_not_hide_other_errors(self):
         with pytest.raises(SeedreamValidationError, match="max_images=30"):
@@ -38,6 +56,19 @@ def _xcom(dag_run, task_id, map_index=-1):
 
 
 class TestDagRuns:
+    def test_every_request_argument_can_be_templated(self, run_dag, connection):
+        dag_run = run_dag("seedream_templated_test")
+        assert dag_run.state == "success"
+        (request,) = connection.generation_requests()
+        assert request.path == "/v3/seedream-4.0"
+        assert request.body == {
+            "prompt": "a red bicycle",
+            "size": "2K",
+            "sequential_image_generation": "auto",
+            "max_images": 2,  # rendered "2", sent as the number
+            "watermark": False,  # rendered "False", sent as the boolean
+        }
+
     def test_generate_returns_urls_over_xcom(self, run_dag, connection):
         dag_run = run_dag("seedream_generate_test")
         assert dag_run.state == "success"
@@ -73,28 +104,28 @@ class TestDagRuns:
             with open(location, "rb") as handle:
                 assert handle.read() == connection.image_bytes(url)
 
-    def test_an_empty_destination_is_refused(self, run_dag, connection, logs):
+    def test_an_empty_destination_is_refused(self, run_dag, connection, failure_logged):
         dag_run = run_dag("seedream_mapped_test")  # params.destination defaults to ""
         assert dag_run.state == "failed"
-        assert "destination is empty" in logs() or not FAILURES_SHOWN_BY_DAG_TEST
+        assert failure_logged("destination is empty", AirflowFailException)
         assert not (REPOSITORY / "seedream_mapped_test").exists()  # nothing written to the current directory
 
-    def test_templated_value_is_validated_before_sending(self, run_dag, connection, logs):
+    def test_templated_value_is_validated_before_sending(self, run_dag, connection, failure_logged):
         dag_run = run_dag("seedream_failure_test", run_conf={"size": "1K"})
         assert dag_run.state == "failed"
         assert connection.requests == []
         assert dag_run.get_task_instance("gen").try_number == 1  # no retries spent on a hopeless request
-        assert "size='1K' is not valid for seedream-4.5" in logs() or not FAILURES_SHOWN_BY_DAG_TEST
+        assert failure_logged("size='1K' is not valid for seedream-4.5", SeedreamValidationError)
 
-    def test_auth_failure_does_not_spend_retries(self, run_dag, sandbox, monkeypatch, logs):
+    def test_auth_failure_does_not_spend_retries(self, run_dag, sandbox, monkeypatch, logs, failure_logged):
         monkeypatch.setenv(
             "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, password="sk-revoked-key-42")
         )
         dag_run = run_dag("seedream_failure_test")
         assert dag_run.state == "failed"
         assert len(sandbox.requests) == 1
+        assert failure_logged("Seedream API error 401 INVALID_API_KEY", SeedreamAuthError)
         output = logs()
-        assert "Seedream API error 401 INVALID_API_KEY" in output or not FAILURES_SHOWN_BY_DAG_TEST
         assert "sk-revoked-key-42" not in output
 
     def test_server_errors_spend_retries(self, run_dag, connection):

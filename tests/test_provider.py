@@ -15,7 +15,8 @@ import jsonschema
 import pytest
 from conftest import AIRFLOW_VERSION
 
-from airflow_provider_seedream.get_provider_info import CONNECTION_EXTRA_FIELDS, get_provider_info
+from airflow_provider_seedream.connection import UI_FIELD_BEHAVIOUR, ConnectionSettings
+from airflow_provider_seedream.get_provider_info import get_provider_info
 
 
 def test_provider_info_validates_against_airflows_schema():
@@ -59,9 +60,8 @@ def test_connection_form():
     assert behaviour["hidden_fields"] == ["schema", "port", "login"]
     assert behaviour["relabeling"]["password"] == "API Key"
     assert behaviour["placeholders"]["host"] == "https://api.novita.ai"
-    assert {f"extra__seedream__{name}" for name in CONNECTION_EXTRA_FIELDS} <= set(
-        manager.connection_form_widgets
-    )
+    widgets = manager.connection_form_widgets
+    assert {f"extra__seedream__{name}" for name in ConnectionSettings.model_fields} <= set(widgets)
 
 
 def test_airflow_providers_list_shows_the_provider():
@@ -77,7 +77,16 @@ def test_airflow_providers_list_shows_the_provider():
     assert "airflow-provider-seedream" in names
 
 
-def test_connection_form_fields_are_the_settings_the_hook_reads():
-    from airflow_provider_seedream.connection import ConnectionSettings
+def test_provider_info_holds_the_connection_the_provider_defines():
+    """Provider info is plain data; the form in it is the one ConnectionSettings defines, defaults,
+    limits and all, so the form, its defaults and the runtime parsing cannot drift apart."""
+    (connection_type,) = get_provider_info()["connection-types"]
+    assert connection_type["conn-fields"] == ConnectionSettings.form_fields()
+    assert connection_type["ui-field-behaviour"] == UI_FIELD_BEHAVIOUR
+    defaults = {name: field["schema"]["default"] for name, field in connection_type["conn-fields"].items()}
+    assert ConnectionSettings.from_extra({}).model_dump() == defaults
 
-    assert set(CONNECTION_EXTRA_FIELDS) == set(ConnectionSettings.model_fields)
+
+def test_provider_info_imports_nothing_of_the_provider():
+    source = (Path(__file__).parent.parent / "airflow_provider_seedream" / "get_provider_info.py").read_text()
+    assert "import airflow_provider_seedream" not in source and "from airflow_provider_seedream" not in source

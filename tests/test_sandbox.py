@@ -18,7 +18,11 @@ import requests
 from conftest import API_KEY
 from PIL import Image
 
+from airflow_provider_seedream.exceptions import SeedreamValidationError
+from airflow_provider_seedream.request import build_request
+from airflow_provider_seedream.specs import MODEL_SPECS
 from airflow_provider_seedream.testing import Fault, LinkFault, SeedreamSandbox
+from airflow_provider_seedream.testing.server import request_from_payload
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -182,6 +186,35 @@ class TestFaults:
         with pytest.raises(http.client.IncompleteRead) as info:
             response.read()
         assert len(info.value.partial) == 1000
+
+
+class TestWireBodies:
+    """The sandbox reads a wire body back with the model's spec, as the API would."""
+
+    @pytest.mark.parametrize("model", sorted(MODEL_SPECS))
+    def test_reads_back_what_the_provider_writes(self, model):
+        request = build_request(
+            model=model,
+            prompt="p",
+            size="2K",
+            sequential_image_generation="auto",
+            max_images=2,
+            watermark=False,
+        )
+        body = request.to_payload(["https://example.com/r.png"])
+        assert request_from_payload(model, body).to_payload(["https://example.com/r.png"]) == body
+
+    def test_refuses_fields_of_the_other_model(self):
+        with pytest.raises(
+            SeedreamValidationError, match=r"unknown fields for seedream-4\.5: images, max_images"
+        ):
+            request_from_payload(
+                "seedream-4.5", {"prompt": "p", "images": ["https://x/y.png"], "max_images": 2}
+            )
+
+    def test_refuses_local_paths(self):
+        with pytest.raises(SeedreamValidationError, match="URLs and data URIs only"):
+            request_from_payload("seedream-4.0", {"prompt": "p", "images": ["/tmp/a.png"]})
 
 
 class TestLimits:

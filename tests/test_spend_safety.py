@@ -14,7 +14,8 @@ import time
 
 import hostile
 import pytest
-from conftest import AIRFLOW_VERSION, API_KEY, FAILURES_SHOWN_BY_DAG_TEST, json_connection
+from airflow.providers.common.compat.sdk import AirflowFailException
+from conftest import AIRFLOW_VERSION, API_KEY, json_connection
 from PIL import Image
 
 from airflow_provider_seedream.exceptions import (
@@ -158,7 +159,7 @@ class TestBillingClassification:
         assert hostile_server.count("POST") == 1
         assert "s3cr3t" not in str(info.value)
 
-    def test_a_task_with_retries_sends_one_post(self, hostile_server, run_dag, monkeypatch, logs):
+    def test_a_task_with_retries_sends_one_post(self, hostile_server, run_dag, monkeypatch, failure_logged):
         """The reported case: retries=2 and a 200 cut short once sent 12 billable POSTs."""
         # Set after run_dag's own connection fixture, which points at the sandbox.
         monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(hostile_server.url))
@@ -167,7 +168,7 @@ class TestBillingClassification:
         assert dag_run.state == "failed"
         assert dag_run.get_task_instance("gen").try_number == 1
         assert hostile_server.count("POST") == 1
-        assert "may have run and been billed" in logs() or not FAILURES_SHOWN_BY_DAG_TEST
+        assert failure_logged("may have run and been billed", SeedreamResponseError)
 
 
 def _b64(data: bytes) -> str:
@@ -502,13 +503,13 @@ class TestDestination:
             operator.execute(_context())
         assert files_under(tmp_path) == []
 
-    def test_a_mapped_download_needs_map_index(self, run_dag, connection, tmp_path, logs):
+    def test_a_mapped_download_needs_map_index(self, run_dag, connection, tmp_path, failure_logged):
         dag_run = run_dag(
             "seedream_mapped_test",
             run_conf={"destination": str(tmp_path), "filename": "{index}.{ext}"},
         )
         assert dag_run.state == "failed"
-        assert "needs {map_index}: this task is mapped" in logs() or not FAILURES_SHOWN_BY_DAG_TEST
+        assert failure_logged("needs {map_index}: this task is mapped", AirflowFailException)
         assert files_under(tmp_path) == []
 
     def test_manifest_entries_pointing_elsewhere_are_not_trusted(self, connection, tmp_path, airflow_db):

@@ -1,61 +1,50 @@
-"""The Seedream hook: the one place that talks to the Novita API and reads or writes image bytes."""
+"""The Seedream hook: the public face of the provider's I/O with the Novita API and image storage.
+
+It reads the connection, and delegates by role: request validation to ``request``, transport and
+retry policy to ``_transport``, the answer to ``response``, downloads to ``_download``, storage to
+``_storage``.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import random
-import stat
 import time
-from collections.abc import Collection, Iterator
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_seedream._imageinfo import EXTENSIONS, MEDIA_TYPES, read_image_info, sniff_format
-from airflow_provider_seedream._redact import link_identity, mask_signatures, redact_text, redact_url
-from airflow_provider_seedream._storage import (
-    as_storage_path,
-    is_local,
-    join,
-    storage_target,
-    write_atomically,
-)
+from airflow_provider_seedream._download import ERROR_BODY_SECONDS, StoredImage, stream_image
+from airflow_provider_seedream._redact import mask_signatures, redact_text, redact_url
+from airflow_provider_seedream._storage import read_reference_file
 from airflow_provider_seedream._transport import (
     GENERATION_RESPONSE_LIMIT,
     BodyError,
-    describe_cause,
+    RetryBudget,
     hook_may_resend,
-    iter_body,
     read_body,
     read_error_body,
     retry_after,
     transport_error,
 )
-from airflow_provider_seedream.connection import ConnectionSettings
+from airflow_provider_seedream.connection import (
+    DEFAULT_CONN_ID,
+    UI_FIELD_BEHAVIOUR,
+    ConnectionSettings,
+    base_url_from_connection,
+)
 from airflow_provider_seedream.exceptions import (
     SeedreamAuthError,
-    SeedreamDownloadError,
     SeedreamError,
-    SeedreamRateLimitError,
     SeedreamResponseError,
     SeedreamValidationError,
     api_error,
 )
-from airflow_provider_seedream.get_provider_info import (
-    CONNECTION_EXTRA_FIELDS,
-    DEFAULT_BASE_URL,
-    DEFAULT_CONN_ID,
-    get_provider_info,
-)
-from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES, link_failure
+from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.request import (
+    GENERATION_PARAMETERS,
     GenerateRequest,
-    Reference,
     build_request,
     check_data_uri,
     inline_image,
@@ -64,51 +53,18 @@ from airflow_provider_seedream.response import image_urls
 from airflow_provider_seedream.specs import DEFAULT_MODEL, MODEL_SPECS, REFERENCE_READ_LIMIT
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from airflow.providers.common.compat.sdk import Connection, ObjectStoragePath
 
-SNIFF_BYTES = 64 * 1024
-"""Enough of an image's start to know its format and, for all but odd JPEGs, its pixel size."""
-ERROR_BODY_SECONDS = 30.0
-"""Longest wait for an error body: it is only quoted, so a slow one is cut rather than awaited."""
+__all__ = ["PreparedGeneration", "SeedreamHook", "StoredImage"]
 
 
-@dataclass(frozen=True)
-class StoredImage:
-    """One downloaded image: a manifest entry."""
-
-    source: str
-    """The link without its signing parameters: which image it is, with no credential in it."""
-    location: str
-    sha256: str
-    bytes: int
-    content_type: str
-    width: int | None
-    height: int | None
-    stored_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class PreparedGeneration:
     """A validated request and the body to send: everything that can fail before sending has."""
 
-    request: GenerateRequest
-    body: dict[str, Any]
-
-
-def base_url_from_connection(host: str | None, port: int | None) -> str:
-    """Empty host: the Novita API. A URL with a scheme: as given. A bare host name: https."""
-    host = (host or "").strip().rstrip("/")
-    if not host:
-        return DEFAULT_BASE_URL
-    url = host if "://" in host else f"https://{host}"
-    if port and url.count(":") == 1:
-        url = f"{url}:{port}"
-    return url
+    def __init__(self, request: GenerateRequest, body: dict[str, Any]) -> None:
+        self.request, self.body = request, body
 
 
 class SeedreamHook(BaseHook):
@@ -139,8 +95,7 @@ class SeedreamHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """The connection form, for Airflow versions that ask the hook rather than provider info."""
-        behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-        return {key.replace("-", "_"): value for key, value in behaviour.items()}
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -151,7 +106,7 @@ class SeedreamHook(BaseHook):
         from wtforms.validators import Optional
 
         widgets: dict[str, Any] = {}
-        for name, field in CONNECTION_EXTRA_FIELDS.items():
+        for name, field in ConnectionSettings.form_fields().items():
             label, kinds = lazy_gettext(field["label"]), field["schema"]["type"]
             if "boolean" in kinds:
                 widgets[name] = BooleanField(label, description=field["description"])
@@ -210,50 +165,50 @@ class SeedreamHook(BaseHook):
         max_images: int | None = None,
         watermark: bool | None = None,
         optimize_prompt_mode: str | None = None,
-        timeout: float | None = None,
+        read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
+        timeout: float | None = None,
         retry_on_read_timeout: bool | None = None,
     ) -> list[str]:
         """
         Generate images and return their URLs, in the order the API gave them.
 
         Every documented rule is checked, and local or object-storage reference images are read,
-        checked by content and inlined as data URIs, before anything is sent.
+        checked by content and inlined as data URIs, before anything is sent. The generation
+        parameters are those of :class:`~airflow_provider_seedream.request.GenerateRequest`.
 
-        :param timeout: read timeout in seconds for this call (default: the connection's).
+        :param read_timeout: seconds to wait for the answer (default: the connection's ``read_timeout``).
         :param retry_possibly_billed: send the request again after a failure that came after it left
             this machine (read timeout, broken answer, 500/502/504). The API may already be generating,
             so this can bill twice (default: the connection's, off).
+        :param timeout: the former name of ``read_timeout``.
         :param retry_on_read_timeout: the former name of ``retry_possibly_billed``.
         :raises SeedreamValidationError: the request breaks a documented rule; nothing was sent.
         :raises SeedreamPossiblyBilledError: the request was sent and no usable answer came back.
         :raises SeedreamAPIError: the API answered with an error, after any retries.
         :raises SeedreamConnectionError: the API could not be reached; nothing was sent.
         """
-        prepared = self.prepare_generation(
-            prompt,
-            model=model,
-            size=size,
-            images=images,
-            sequential_image_generation=sequential_image_generation,
-            max_images=max_images,
-            watermark=watermark,
-            optimize_prompt_mode=optimize_prompt_mode,
+        given = locals()
+        prepared = self.prepare_generation(**{name: given[name] for name in GENERATION_PARAMETERS})
+        return self.send_generation(
+            prepared,
+            read_timeout=read_timeout if read_timeout is not None else timeout,
+            retry_possibly_billed=retry_possibly_billed
+            if retry_possibly_billed is not None
+            else retry_on_read_timeout,
         )
-        opt_in = retry_possibly_billed if retry_possibly_billed is not None else retry_on_read_timeout
-        return self.send_generation(prepared, timeout=timeout, retry_possibly_billed=opt_in)
 
-    def prepare_generation(self, prompt: str, **options: Any) -> PreparedGeneration:
+    def prepare_generation(self, **parameters: Any) -> PreparedGeneration:
         """Validate a request and read its reference images: everything :meth:`generate` does before
-        sending. ``options`` are :meth:`generate`'s generation parameters."""
-        request = build_request(prompt=prompt, **options)
+        sending. ``parameters`` are the generation parameters (``GENERATION_PARAMETERS``)."""
+        request = build_request(**parameters)
         return PreparedGeneration(request, request.to_payload(self._resolve_references(request)))
 
     def send_generation(
         self,
         prepared: PreparedGeneration,
         *,
-        timeout: float | None = None,
+        read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
     ) -> list[str]:
         """Send a prepared generation and return its image URLs; :meth:`generate` describes the
@@ -262,10 +217,14 @@ class SeedreamHook(BaseHook):
 
         settings = self.settings
         opt_in = settings.retry_possibly_billed if retry_possibly_billed is None else retry_possibly_billed
-        timeouts = (settings.connect_timeout, timeout if timeout is not None else settings.read_timeout)
-        url = f"{self.base_url}{prepared.request.spec.path}"
+        timeouts = (
+            settings.connect_timeout,
+            read_timeout if read_timeout is not None else settings.read_timeout,
+        )
+        request = prepared.request
+        url = f"{self.base_url}{request.spec.path}"
         started = time.monotonic()
-        budget = _RetryBudget(settings.max_retries, settings.rate_limit_wait_seconds)
+        budget = RetryBudget(settings)
         # tenacity runs the loop; which failures may be sent again is hook_may_resend's decision alone.
         retrying = Retrying(
             retry=retry_if_exception(
@@ -274,10 +233,7 @@ class SeedreamHook(BaseHook):
                 )
             ),
             stop=lambda state: budget.spent(state.outcome.exception()),  # type: ignore[union-attr]
-            wait=lambda state: budget.wait(
-                state.outcome.exception(),  # type: ignore[union-attr]
-                self._backoff(state.attempt_number, state.outcome.exception()),  # type: ignore[union-attr]
-            ),
+            wait=lambda state: budget.wait(state.attempt_number, state.outcome.exception()),  # type: ignore[union-attr]
             before_sleep=lambda state: self.log.warning(
                 "Seedream request failed (%s); %s in %.1f s",
                 state.outcome.exception(),  # type: ignore[union-attr]
@@ -287,9 +243,10 @@ class SeedreamHook(BaseHook):
             sleep=time.sleep,
             reraise=True,
         )
-        urls: list[str] = retrying(self._post_generation, url, prepared.body, timeouts)
+        urls: list[str] = retrying(
+            self._post_generation, url, prepared.body, timeouts, request.spec.max_total_images
+        )
         mask_signatures(urls)
-        request = prepared.request
         self.log.info(
             "Seedream %s: size=%s, %d reference(s), %d image(s) in %.1f s",
             request.model,
@@ -300,7 +257,9 @@ class SeedreamHook(BaseHook):
         )
         return urls
 
-    def _post_generation(self, url: str, body: dict[str, Any], timeouts: tuple[float, float]) -> list[str]:
+    def _post_generation(
+        self, url: str, body: dict[str, Any], timeouts: tuple[float, float], max_links: int
+    ) -> list[str]:
         """One POST. Redirects are never followed: a 307 would re-send the references elsewhere, and a
         302 would turn into a GET whose answer is no generation."""
         started = time.monotonic()
@@ -322,7 +281,7 @@ class SeedreamHook(BaseHook):
                     )
                 except BodyError as err:
                     raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
-                return image_urls(status, content, self._secrets)
+                return image_urls(status, content, self._secrets, max_links=max_links)
             error_body = read_error_body(response, min(timeouts[1], ERROR_BODY_SECONDS))
             raise api_error(
                 status,
@@ -331,14 +290,6 @@ class SeedreamHook(BaseHook):
                 elapsed=time.monotonic() - started,
                 location=redact_url(response.headers.get("Location", "")) or None,
             )
-
-    def _backoff(self, attempt: int, error: BaseException | None) -> float:
-        settings = self.settings
-        if isinstance(error, SeedreamRateLimitError) and error.retry_after is not None:
-            return min(error.retry_after, settings.max_backoff_seconds)
-        delay = min(settings.backoff_seconds * 2 ** max(attempt - 1, 0), settings.max_backoff_seconds)
-        # Half fixed, half random: waits still grow, and parallel mapped tasks do not retry in lockstep.
-        return float(delay / 2 + random.uniform(0, delay / 2))
 
     def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """
@@ -373,53 +324,26 @@ class SeedreamHook(BaseHook):
         :param max_bytes: refuse bodies larger than this (default 80 MiB, above any 4K image);
             ``None`` for no limit.
         :param not_ready_statuses: statuses meaning "not available yet" (default 404).
-        :param timeout: seconds the whole download may take (default: the connection's read timeout),
-            however slowly the server sends.
+        :param timeout: seconds the whole download may take, however slowly the server sends
+            (default: the connection's ``read_timeout``).
         """
-        where = redact_url(url)
         mask_signatures([url])
         settings = self.settings
-        budget = timeout if timeout is not None else settings.read_timeout
-        deadline = time.monotonic() + budget
-        read_timeout = min(settings.read_timeout, budget)
-        try:
-            response = self._download_session.get(
-                url, stream=True, timeout=(settings.connect_timeout, read_timeout)
-            )
-        except requests.RequestException as err:
-            raise SeedreamDownloadError(f"Could not fetch {where}: {describe_cause(err)}") from None
-        with response:
-            if response.status_code != 200:
-                body = read_error_body(response, min(read_timeout, ERROR_BODY_SECONDS))
-                raise link_failure(response.status_code, body, url, not_ready_statuses)
-            body_chunks = _ImageBody(response, where, max_bytes, deadline, read_timeout)
-            image_format = sniff_format(body_chunks.head)
-            if image_format is None:
-                raise SeedreamDownloadError(
-                    f"{where} did not return an image: Content-Type "
-                    f"{response.headers.get('Content-Type', 'none')}, body starts "
-                    f"{redact_text(body_chunks.head[:48].decode('latin-1'))!r}"
-                )
-            # The pixel size, when the header fits in the first bytes (a JPEG's may not).
-            info = read_image_info(body_chunks.head)
-            full = path if destination is None else join(destination, str(path))
-            target, location = storage_target(full, EXTENSIONS[image_format])
-            root = None if destination is None else as_storage_path(destination)
-            write_atomically(target, body_chunks, root)
+        image, target = stream_image(
+            self._download_session,
+            url,
+            path,
+            destination=destination,
+            max_bytes=max_bytes,
+            not_ready_statuses=not_ready_statuses,
+            timeouts=(settings.connect_timeout, settings.read_timeout),
+            budget=timeout if timeout is not None else settings.read_timeout,
+        )
         from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
         get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
-        self.log.info("Stored %s (%d bytes) at %s", where, body_chunks.size, location)
-        return StoredImage(
-            source=link_identity(url),
-            location=location,
-            sha256=body_chunks.sha256.hexdigest(),
-            bytes=body_chunks.size,
-            content_type=MEDIA_TYPES[image_format],
-            width=info.width if info else None,
-            height=info.height if info else None,
-            stored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
+        self.log.info("Stored %s (%d bytes) at %s", redact_url(url), image.bytes, image.location)
+        return image
 
     @cached_property
     def _download_session(self) -> requests.Session:
@@ -471,131 +395,10 @@ class SeedreamHook(BaseHook):
                 resolved.append(reference.value)
             else:
                 limit = spec.reference_limits.max_bytes or REFERENCE_READ_LIMIT
-                data = _read_reference(reference, label, limit)
+                data = read_reference_file(reference.value, label, limit)
                 if len(data) > limit:
                     raise SeedreamValidationError(
                         f"{label}: over the {limit:,}-byte limit for {spec.name} reference images"
                     )
                 resolved.append(inline_image(data, spec, label))
         return resolved
-
-
-class _RetryBudget:
-    """Two budgets for sending again. Rate limits (429) are waited out for up to
-    ``rate_limit_seconds`` in all, however many it takes: the API says nothing was generated and when
-    to come back, so pacing by Retry-After costs nothing but time. Other safe failures (a prompt 503,
-    a failure to connect) get ``max_retries`` retries."""
-
-    def __init__(self, max_retries: int, rate_limit_seconds: float) -> None:
-        self.max_retries, self.rate_limit_seconds = max_retries, rate_limit_seconds
-        self.failures = 0
-        self.rate_limited_seconds = 0.0
-
-    def spent(self, error: BaseException | None) -> bool:
-        """Called once per failed try (tenacity's ``stop``)."""
-        if isinstance(error, SeedreamRateLimitError):
-            return self.rate_limited_seconds >= self.rate_limit_seconds
-        self.failures += 1
-        return self.failures > self.max_retries
-
-    def wait(self, error: BaseException | None, backoff: float) -> float:
-        """The wait before the next try; rate-limit waits are taken from their budget."""
-        if isinstance(error, SeedreamRateLimitError):
-            # At least a second between tries, whatever Retry-After says: never a busy loop.
-            backoff = min(max(backoff, 1.0), max(self.rate_limit_seconds - self.rate_limited_seconds, 0.0))
-            self.rate_limited_seconds += max(backoff, 1.0)
-        return backoff
-
-    def describe(self, error: BaseException | None) -> str:
-        if isinstance(error, SeedreamRateLimitError):
-            return f"rate limited, waited {self.rate_limited_seconds:.0f} of {self.rate_limit_seconds:.0f} s"
-        return f"retry {self.failures} of {self.max_retries}"
-
-
-def _read_reference(reference: Reference, label: str, limit: int) -> bytes:
-    """A reference file's bytes, at most ``limit`` + 1 (one byte over is enough to refuse). Only a
-    regular file is read: a FIFO or a device could block or never end."""
-    path = as_storage_path(reference.value)
-    try:
-        if is_local(path):
-            # O_NONBLOCK: opening a FIFO must not wait for a writer; the check below refuses it.
-            fd = os.open(path.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as handle:
-                mode = os.fstat(fd).st_mode
-                if not stat.S_ISREG(mode):
-                    kind = (
-                        "a directory"
-                        if stat.S_ISDIR(mode)
-                        else "not a regular file (a FIFO, socket or device)"
-                    )
-                    raise SeedreamValidationError(f"{label}: is {kind}, not an image file")
-                return handle.read(limit + 1)
-        if path.is_dir():
-            raise SeedreamValidationError(f"{label}: is a directory, not an image file")
-        with path.open("rb") as handle:
-            return bytes(handle.read(limit + 1))
-    except FileNotFoundError:
-        raise SeedreamValidationError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise SeedreamValidationError(f"{label}: is a directory, not an image file") from None
-    except OSError as err:
-        raise SeedreamValidationError(
-            f"{label}: cannot be read ({err.strerror or type(err).__name__})"
-        ) from None
-
-
-class _ImageBody:
-    """A response body as chunks: counted and hashed on the way, refused when it breaks the limits
-    or is cut off. ``head`` is its first bytes, read ahead to tell the format."""
-
-    def __init__(
-        self,
-        response: requests.Response,
-        where: str,
-        max_bytes: int | None,
-        deadline: float,
-        read_timeout: float,
-    ) -> None:
-        self._where, self._max_bytes = where, max_bytes
-        declared = _declared_length(response)
-        if max_bytes is not None and declared is not None and declared > max_bytes:
-            raise SeedreamDownloadError(
-                f"{where} is {declared:,} bytes, over max_bytes={max_bytes:,}", retryable=False
-            )
-        self._chunks = iter_body(response, limit=max_bytes, deadline=deadline, read_timeout=read_timeout)
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-        self._head_chunks: list[bytes] = []
-        for chunk in self._checked():
-            self._head_chunks.append(chunk)
-            if self.size >= SNIFF_BYTES:
-                break
-        self.head = b"".join(self._head_chunks)
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._head_chunks
-        yield from self._checked()
-
-    def _checked(self) -> Iterator[bytes]:
-        try:
-            for chunk in self._chunks:
-                self.size += len(chunk)
-                self.sha256.update(chunk)
-                yield chunk
-        except BodyError as err:
-            message = (
-                f"{self._where} is over max_bytes={self._max_bytes:,}"
-                if err.too_large
-                else f"The transfer of {self._where} failed: {err}"
-            )
-            raise SeedreamDownloadError(message, retryable=not err.too_large) from None
-
-
-def _declared_length(response: requests.Response) -> int | None:
-    """Content-Length, when it counts the bytes we will see (no content encoding)."""
-    if response.headers.get("Content-Encoding", "identity") != "identity":
-        return None
-    try:
-        return int(response.headers["Content-Length"])
-    except (KeyError, ValueError):
-        return None

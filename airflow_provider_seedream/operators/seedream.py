@@ -36,6 +36,7 @@ from airflow_provider_seedream._storage import (
     storage_target,
     write_atomically,
 )
+from airflow_provider_seedream.connection import DEFAULT_CONN_ID
 from airflow_provider_seedream.exceptions import (
     SeedreamDownloadError,
     SeedreamError,
@@ -43,9 +44,8 @@ from airflow_provider_seedream.exceptions import (
     SeedreamPossiblyBilledError,
     SeedreamValidationError,
 )
-from airflow_provider_seedream.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
-from airflow_provider_seedream.request import build_request
+from airflow_provider_seedream.request import GENERATION_PARAMETERS, build_request
 from airflow_provider_seedream.response import url_problem
 from airflow_provider_seedream.specs import DEFAULT_MODEL
 
@@ -113,13 +113,15 @@ class SeedreamGenerateOperator(BaseOperator):
     :param watermark: add the "AI generated" watermark (API default: true).
     :param optimize_prompt_mode: ``standard`` (Seedream 4.5 only).
     :param seedream_conn_id: the ``seedream`` connection holding the API key.
-    :param request_timeout: read timeout in seconds for the generation request (default: the connection's).
+    :param read_timeout: seconds to wait for the generation's answer (default: the connection's
+        ``read_timeout``). ``request_timeout`` is its former name.
     :param retry_possibly_billed: send the request again, by the hook and by task retries, after a
         failure that may already have been billed (default: the connection's extra, off).
     :param durable: remember the generation across tries of this task instance (Airflow 3.3+).
     """
 
-    template_fields: Sequence[str] = ("prompt", "images", "size")
+    # Every request argument can be computed: a rendered "3" or "false" is read as the number or boolean.
+    template_fields: Sequence[str] = (*GENERATION_PARAMETERS, "seedream_conn_id")
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -134,9 +136,10 @@ class SeedreamGenerateOperator(BaseOperator):
         watermark: bool | None = None,
         optimize_prompt_mode: str | None = None,
         seedream_conn_id: str = DEFAULT_CONN_ID,
-        request_timeout: float | None = None,
+        read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
         durable: bool = True,
+        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -149,7 +152,7 @@ class SeedreamGenerateOperator(BaseOperator):
         self.watermark = watermark
         self.optimize_prompt_mode = optimize_prompt_mode
         self.seedream_conn_id = seedream_conn_id
-        self.request_timeout = request_timeout
+        self.read_timeout = read_timeout if read_timeout is not None else request_timeout
         self.retry_possibly_billed = retry_possibly_billed
         self.durable = durable
         self._check_literal_arguments()
@@ -159,16 +162,7 @@ class SeedreamGenerateOperator(BaseOperator):
         return _hook(self.seedream_conn_id)
 
     def _request_arguments(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "model": self.model,
-            "size": self.size,
-            "images": self.images,
-            "sequential_image_generation": self.sequential_image_generation,
-            "max_images": self.max_images,
-            "watermark": self.watermark,
-            "optimize_prompt_mode": self.optimize_prompt_mode,
-        }
+        return {name: getattr(self, name) for name in GENERATION_PARAMETERS}
 
     def _check_literal_arguments(self) -> None:
         """Validate now whatever is already known; what templates or XCom supply is checked at run time."""
@@ -195,7 +189,9 @@ class SeedreamGenerateOperator(BaseOperator):
         if state is not None:
             state.mark_sent()
         try:
-            urls = hook.send_generation(prepared, timeout=self.request_timeout, retry_possibly_billed=opt_in)
+            urls = hook.send_generation(
+                prepared, read_timeout=self.read_timeout, retry_possibly_billed=opt_in
+            )
         except SeedreamPossiblyBilledError as err:
             if state is not None:
                 state.mark_possibly_billed(str(err))

@@ -1,13 +1,14 @@
 """
 A local Seedream-compatible API: generation endpoints for every model spec, and the image links.
 
-It validates bodies with the provider's own contract code (``GenerateRequest.from_payload``), answers
+It validates bodies with the provider's own contract code (:func:`request_from_payload`), answers
 ``{"images": [...]}`` with presigned-looking links it serves itself, records every request, and plays
 scripted faults, so DAGs and the provider can be tested without a key or network.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -21,15 +22,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_seedream.exceptions import SeedreamValidationError
-from airflow_provider_seedream.request import GenerateRequest
-from airflow_provider_seedream.specs import MAX_TOTAL_IMAGES, MODEL_SPECS
+from airflow_provider_seedream.request import GenerateRequest, build_request, check_data_uri, short_repr
+from airflow_provider_seedream.specs import MODEL_SPECS, ModelSpec
 from airflow_provider_seedream.testing.images import render_png
 
 SANDBOX_API_KEY = "sk-sandbox-0f3c9a7e51"
 """The key the sandbox expects by default; it is no real key."""
 
-PRESET_PIXELS = {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)}
-DEFAULT_SIZE = (2048, 2048)
 EXPIRED_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
     b"<Message>Request has expired</Message></Error>"
@@ -267,20 +266,23 @@ class SeedreamSandbox:
 
     def _generate(self, model: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:
-            request = GenerateRequest.from_payload(model, body)
+            request = request_from_payload(model, body)
         except SeedreamValidationError as err:
             invalid = {"code": 400, "reason": "INVALID_REQUEST_BODY", "message": str(err), "metadata": {}}
             return 400, invalid, {}
         count = 1
         if request.sequential_image_generation == "auto":
-            count = min(request.max_images or self.auto_images, MAX_TOTAL_IMAGES - len(request.references))
+            count = min(
+                request.max_images or self.auto_images,
+                request.spec.max_total_images - len(request.references),
+            )
         wait = self._admit(count)
         if wait is not None:
             message = f"rate limit of {self.rate_limit} images per minute exceeded"
             limited = {"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": message, "metadata": {}}
             return 429, limited, {"Retry-After": str(math.ceil(wait))}
         time.sleep(self.latency)
-        width, height = _pixels(request.size)
+        width, height = _pixels(request.spec, request.normalized_size)
         scaled = (max(1, round(width * self.image_scale)), max(1, round(height * self.image_scale)))
         with self._lock:
             link_faults = self._link_faults.popleft() if self._link_faults else self.default_link_faults
@@ -301,13 +303,63 @@ def _token(url: str) -> str:
     return urlsplit(url).path.rsplit("/", 1)[-1].split(".")[0]
 
 
-def _pixels(size: str | None) -> tuple[int, int]:
+def _pixels(spec: ModelSpec, size: str | None) -> tuple[int, int]:
     if size is None:
-        return DEFAULT_SIZE
-    if size.upper() in PRESET_PIXELS:
-        return PRESET_PIXELS[size.upper()]
-    width, height = size.lower().split("x")
+        return spec.default_size
+    if size in spec.size_presets:
+        return spec.size_presets[size]
+    width, height = size.split("x")
     return int(width), int(height)
+
+
+def request_from_payload(model: str, body: object) -> GenerateRequest:
+    """Validate a wire body as the API would: each parameter where the model's spec puts it and
+    nothing else; references must be URLs or data URIs, and data URIs must hold acceptable images."""
+    spec = MODEL_SPECS.get(model)
+    if spec is None:
+        raise SeedreamValidationError(f"model={model!r} is not supported")
+    if not isinstance(body, dict):
+        raise SeedreamValidationError("the request body must be a JSON object")
+    body = copy.deepcopy(body)  # consumed field by field below; the caller's body stays intact
+    fields: dict[str, Any] = {"model": model}
+    for name, path in spec.fields.items():
+        if _has(body, path):
+            fields[name] = _pop(body, path)
+    if body:
+        raise SeedreamValidationError(f"unknown fields for {spec.name}: {', '.join(sorted(body))}")
+    if "prompt" not in fields:
+        raise SeedreamValidationError("prompt: a prompt is required")
+    reference_field = ".".join(spec.fields["images"])
+    if isinstance(fields.get("images"), list):
+        for index, item in enumerate(fields["images"]):
+            if not isinstance(item, str) or not item.lower().startswith(("http://", "https://", "data:")):
+                raise SeedreamValidationError(
+                    f"{reference_field}[{index}]={short_repr(item)}: the API takes URLs and data URIs only"
+                )
+    request = build_request(**fields)
+    for index, reference in enumerate(request.references):
+        if reference.kind == "data_uri":
+            check_data_uri(reference.value, spec, f"{reference_field}[{index}]")
+    return request
+
+
+def _has(body: dict[str, Any], path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(body, dict) or key not in body:
+            return False
+        body = body[key]
+    return True
+
+
+def _pop(body: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """Remove ``path`` from ``body``, and any option object it leaves empty."""
+    if len(path) == 1:
+        return body.pop(path[0])
+    inner = body[path[0]]
+    value = _pop(inner, path[1:])
+    if not inner:
+        del body[path[0]]
+    return value
 
 
 def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:

@@ -1,0 +1,152 @@
+"""Streaming one generated image from its link into storage: checked by content, counted, hashed,
+bounded in size and time, and written so that nothing half-written ever sits at the final name."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from airflow_provider_seedream._imageinfo import EXTENSIONS, read_image_info
+from airflow_provider_seedream._redact import link_identity, redact_text, redact_url
+from airflow_provider_seedream._storage import as_storage_path, join, storage_target, write_atomically
+from airflow_provider_seedream._transport import BodyError, describe_cause, iter_body, read_error_body
+from airflow_provider_seedream.exceptions import SeedreamDownloadError
+from airflow_provider_seedream.links import link_failure
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+SNIFF_BYTES = 64 * 1024
+"""Enough of an image's start to know its format and, for all but odd JPEGs, its pixel size."""
+ERROR_BODY_SECONDS = 30.0
+"""Longest wait for an error body: it is only quoted, so a slow one is cut rather than awaited."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One downloaded image: a manifest entry."""
+
+    source: str
+    """The link without its signing parameters: which image it is, with no credential in it."""
+    location: str
+    sha256: str
+    bytes: int
+    content_type: str
+    width: int | None
+    height: int | None
+    stored_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def stream_image(
+    session: requests.Session,
+    url: str,
+    path: str | os.PathLike[str] | ObjectStoragePath,
+    *,
+    destination: str | os.PathLike[str] | ObjectStoragePath | None,
+    max_bytes: int | None,
+    not_ready_statuses: Collection[int],
+    timeouts: tuple[float, float],
+    budget: float,
+) -> tuple[StoredImage, ObjectStoragePath]:
+    """Fetch ``url`` and store it at ``path`` (below ``destination`` when given); the stored image and
+    its final storage path. ``budget`` is the seconds the whole download may take."""
+    where = redact_url(url)
+    deadline = time.monotonic() + budget
+    read_timeout = min(timeouts[1], budget)
+    try:
+        response = session.get(url, stream=True, timeout=(timeouts[0], read_timeout))
+    except requests.RequestException as err:
+        raise SeedreamDownloadError(f"Could not fetch {where}: {describe_cause(err)}") from None
+    with response:
+        if response.status_code != 200:
+            error_body = read_error_body(response, min(read_timeout, ERROR_BODY_SECONDS))
+            raise link_failure(response.status_code, error_body, url, not_ready_statuses)
+        body = _ImageBody(response, where, max_bytes, deadline, read_timeout)
+        info = read_image_info(body.head)
+        if info is None:
+            raise SeedreamDownloadError(
+                f"{where} did not return an image: Content-Type "
+                f"{response.headers.get('Content-Type', 'none')}, body starts "
+                f"{redact_text(body.head[:48].decode('latin-1'))!r}"
+            )
+        full = path if destination is None else join(destination, str(path))
+        target, location = storage_target(full, EXTENSIONS[info.format])
+        write_atomically(target, body, None if destination is None else as_storage_path(destination))
+    image = StoredImage(
+        source=link_identity(url),
+        location=location,
+        sha256=body.sha256.hexdigest(),
+        bytes=body.size,
+        content_type=info.media_type,
+        width=info.width,
+        height=info.height,
+        stored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    return image, target
+
+
+class _ImageBody:
+    """A response body as chunks: counted and hashed on the way, refused when it breaks the limits
+    or is cut off. ``head`` is its first bytes, read ahead to tell the format."""
+
+    def __init__(
+        self,
+        response: requests.Response,
+        where: str,
+        max_bytes: int | None,
+        deadline: float,
+        read_timeout: float,
+    ) -> None:
+        self._where, self._max_bytes = where, max_bytes
+        declared = _declared_length(response)
+        if max_bytes is not None and declared is not None and declared > max_bytes:
+            raise SeedreamDownloadError(
+                f"{where} is {declared:,} bytes, over max_bytes={max_bytes:,}", retryable=False
+            )
+        self._chunks = iter_body(response, limit=max_bytes, deadline=deadline, read_timeout=read_timeout)
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self._head_chunks: list[bytes] = []
+        for chunk in self._checked():
+            self._head_chunks.append(chunk)
+            if self.size >= SNIFF_BYTES:
+                break
+        self.head = b"".join(self._head_chunks)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._head_chunks
+        yield from self._checked()
+
+    def _checked(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._chunks:
+                self.size += len(chunk)
+                self.sha256.update(chunk)
+                yield chunk
+        except BodyError as err:
+            message = (
+                f"{self._where} is over max_bytes={self._max_bytes:,}"
+                if err.too_large
+                else f"The transfer of {self._where} failed: {err}"
+            )
+            raise SeedreamDownloadError(message, retryable=not err.too_large) from None
+
+
+def _declared_length(response: requests.Response) -> int | None:
+    """Content-Length, when it counts the bytes we will see (no content encoding)."""
+    if response.headers.get("Content-Encoding", "identity") != "identity":
+        return None
+    try:
+        return int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
