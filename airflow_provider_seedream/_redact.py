@@ -65,10 +65,11 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 def mask_signatures(urls: Iterable[str]) -> None:
     """Register each link's signing values with Airflow's secret masker, so that logs (urllib3's debug
     lines included) and rendered templates show ``***``. The links themselves stay usable."""
-    from airflow.providers.common.compat.sdk import mask_secret
+    values = [value for url in urls for value in signature_values(url)]
+    if values:
+        from airflow.providers.common.compat.sdk import mask_secret
 
-    for url in urls:
-        for value in signature_values(url):
+        for value in values:
             mask_secret(value)
 
 

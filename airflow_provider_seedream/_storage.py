@@ -201,7 +201,7 @@ def _write_local(root: str, relative: str, chunks: Iterable[bytes]) -> None:
                 for chunk in chunks:
                     handle.write(chunk)
                 handle.flush()
-                os.fsync(handle.fileno())
+                os.fdatasync(handle.fileno())
             # rename() replaces a link at the final name; it never writes through it.
             os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except BaseException:

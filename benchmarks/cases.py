@@ -148,6 +148,9 @@ def case_download_throughput(url: str, workdir: str, repeats: int, curl: str) ->
     hook_target = os.path.join(workdir, "hook.png")
 
     def run_curl() -> float:
+        """curl's transfer time, plus an fsync of its file: the hook syncs each image before renaming
+        it into place (no half-written file at a final name, even after a crash), so the baseline
+        gives its file the same guarantee."""
         out = subprocess.run(
             [
                 curl,
@@ -164,7 +167,13 @@ def case_download_throughput(url: str, workdir: str, repeats: int, curl: str) ->
             capture_output=True,
             text=True,
         ).stdout.split()
-        return float(out[0])
+        started = time.perf_counter()
+        fd = os.open(curl_target, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        return float(out[0]) + time.perf_counter() - started
 
     def run_hook() -> float:
         started = time.perf_counter()

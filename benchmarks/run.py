@@ -5,7 +5,8 @@
 1. DAG-parse cost: the import time of ``airflow_provider_seedream.operators.seedream`` after
    ``import airflow.sdk``, in fresh interpreters with a warm bytecode cache, side by side with
    ``airflow.providers.http.operators.http`` measured the same way.
-2. Download: a 64 MiB PNG from a local server through ``SeedreamHook.download`` against ``curl -o``;
+2. Download: a 64 MiB PNG from a local server through ``SeedreamHook.download`` against ``curl -o``
+   followed by an fsync of its file (the hook syncs each image before renaming it into place);
    peak RSS growth for a 64 MiB and an 8 MiB image.
 3. Per-request overhead: 200 ``SeedreamHook.generate`` calls against 200 raw ``requests`` posts of the
    same bodies on one session, to a local server answering at once.
@@ -224,7 +225,7 @@ class Bench:
     def bench_download(self) -> None:
         curl = shutil.which("curl")
         repeats = 3 if self.quick else 7
-        print(f"\n2. Download: 64 MiB PNG through SeedreamHook.download vs curl -o, {repeats} repeats")
+        print(f"\n2. Download: 64 MiB PNG through SeedreamHook.download vs curl -o + fsync, {repeats} repeats")
         if curl is None:
             print("  curl is not installed: the throughput baseline is skipped")
         else:
@@ -237,7 +238,7 @@ class Bench:
             )
             size = result["bytes"] / MiB
             curl_seconds, hook_seconds = result["curl_seconds"], result["hook_seconds"]
-            self.add("2", "curl -o throughput", [size / t for t in curl_seconds], "MiB/s", "baseline")
+            self.add("2", "curl -o + fsync throughput", [size / t for t in curl_seconds], "MiB/s", "baseline")
             self.add("2", "SeedreamHook.download throughput", [size / t for t in hook_seconds], "MiB/s")
             throughput = ratios(curl_seconds, hook_seconds)  # hook throughput / curl throughput
             self.add(

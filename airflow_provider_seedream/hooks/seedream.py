@@ -22,6 +22,7 @@ from airflow_provider_seedream._transport import (
     GENERATION_RESPONSE_LIMIT,
     BodyError,
     RetryBudget,
+    finish,
     hook_may_resend,
     read_body,
     read_error_body,
@@ -213,39 +214,28 @@ class SeedreamHook(BaseHook):
     ) -> list[str]:
         """Send a prepared generation and return its image URLs; :meth:`generate` describes the
         parameters and errors. Each link's signature is registered with Airflow's secret masker."""
-        from tenacity import Retrying, retry_if_exception
-
         settings = self.settings
         opt_in = settings.retry_possibly_billed if retry_possibly_billed is None else retry_possibly_billed
-        timeouts = (
-            settings.connect_timeout,
-            read_timeout if read_timeout is not None else settings.read_timeout,
-        )
+        read = read_timeout if read_timeout is not None else settings.read_timeout
+        timeouts = (settings.connect_timeout, read)
         request = prepared.request
         url = f"{self.base_url}{request.spec.path}"
         started = time.monotonic()
         budget = RetryBudget(settings)
-        # tenacity runs the loop; which failures may be sent again is hook_may_resend's decision alone.
-        retrying = Retrying(
-            retry=retry_if_exception(
-                lambda err: (
-                    isinstance(err, SeedreamError) and hook_may_resend(err, retry_possibly_billed=opt_in)
+        attempt = 0
+        while True:  # see _transport.RetryBudget for why a loop rather than tenacity
+            attempt += 1
+            try:
+                urls = self._post_generation(url, prepared.body, timeouts, request.spec.max_total_images)
+                break
+            except SeedreamError as err:
+                if not hook_may_resend(err, retry_possibly_billed=opt_in) or budget.spent(err):
+                    raise
+                wait = budget.wait(attempt, err)
+                self.log.warning(
+                    "Seedream request failed (%s); %s in %.1f s", err, budget.describe(err), wait
                 )
-            ),
-            stop=lambda state: budget.spent(state.outcome.exception()),  # type: ignore[union-attr]
-            wait=lambda state: budget.wait(state.attempt_number, state.outcome.exception()),  # type: ignore[union-attr]
-            before_sleep=lambda state: self.log.warning(
-                "Seedream request failed (%s); %s in %.1f s",
-                state.outcome.exception(),  # type: ignore[union-attr]
-                budget.describe(state.outcome.exception()),  # type: ignore[union-attr]
-                state.upcoming_sleep,
-            ),
-            sleep=time.sleep,
-            reraise=True,
-        )
-        urls: list[str] = retrying(
-            self._post_generation, url, prepared.body, timeouts, request.spec.max_total_images
-        )
+                time.sleep(wait)
         mask_signatures(urls)
         self.log.info(
             "Seedream %s: size=%s, %d reference(s), %d image(s) in %.1f s",
@@ -269,7 +259,8 @@ class SeedreamHook(BaseHook):
             )
         except requests.RequestException as err:
             raise transport_error(err, url, timeouts) from None
-        with response:
+        read_to_end = False
+        try:
             status = response.status_code
             if 200 <= status < 300:
                 try:
@@ -281,6 +272,7 @@ class SeedreamHook(BaseHook):
                     )
                 except BodyError as err:
                     raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
+                read_to_end = True
                 return image_urls(status, content, self._secrets, max_links=max_links)
             error_body = read_error_body(response, min(timeouts[1], ERROR_BODY_SECONDS))
             raise api_error(
@@ -290,6 +282,8 @@ class SeedreamHook(BaseHook):
                 elapsed=time.monotonic() - started,
                 location=redact_url(response.headers.get("Location", "")) or None,
             )
+        finally:
+            finish(response, read_to_end=read_to_end)
 
     def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """
