@@ -16,7 +16,7 @@ import requests
 from airflow_provider_seedream._imageinfo import EXTENSIONS, read_image_info
 from airflow_provider_seedream._redact import link_identity, redact_text, redact_url
 from airflow_provider_seedream._storage import as_storage_path, join, storage_target, write_atomically
-from airflow_provider_seedream._transport import BodyError, describe_cause, finish, iter_body, read_error_body
+from airflow_provider_seedream._transport import BodyError, describe_cause, iter_body, read_error_body
 from airflow_provider_seedream.exceptions import SeedreamDownloadError
 from airflow_provider_seedream.links import link_failure
 
@@ -67,8 +67,7 @@ def stream_image(
         response = session.get(url, stream=True, timeout=(timeouts[0], read_timeout))
     except requests.RequestException as err:
         raise SeedreamDownloadError(f"Could not fetch {where}: {describe_cause(err)}") from None
-    written = False
-    try:
+    with response:
         if response.status_code != 200:
             error_body = read_error_body(response, min(read_timeout, ERROR_BODY_SECONDS))
             raise link_failure(response.status_code, error_body, url, not_ready_statuses)
@@ -83,9 +82,6 @@ def stream_image(
         full = path if destination is None else join(destination, str(path))
         target, location = storage_target(full, EXTENSIONS[info.format])
         write_atomically(target, body, None if destination is None else as_storage_path(destination))
-        written = True
-    finally:
-        finish(response, read_to_end=written)
     image = StoredImage(
         source=link_identity(url),
         location=location,

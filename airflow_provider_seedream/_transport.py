@@ -85,16 +85,6 @@ def read_body(
     return b"".join(iter_body(response, limit=limit, deadline=deadline, read_timeout=read_timeout))
 
 
-def finish(response: requests.Response, *, read_to_end: bool) -> None:
-    """Done with a streamed response. A body read to its end leaves a clean connection, which goes back
-    to the pool for the next request; anything else is closed (``Response.close`` closes the
-    connection of a body it did not read itself, which would cost every request a new connection)."""
-    if read_to_end:
-        response.raw.release_conn()
-    else:
-        response.close()
-
-
 def read_error_body(response: requests.Response, read_timeout: float) -> bytes:
     """The start of an error body, for classifying and quoting it: what arrives within the limits."""
     pieces: list[bytes] = []

@@ -22,7 +22,6 @@ from airflow_provider_seedream._transport import (
     GENERATION_RESPONSE_LIMIT,
     BodyError,
     RetryBudget,
-    finish,
     hook_may_resend,
     read_body,
     read_error_body,
@@ -259,8 +258,7 @@ class SeedreamHook(BaseHook):
             )
         except requests.RequestException as err:
             raise transport_error(err, url, timeouts) from None
-        read_to_end = False
-        try:
+        with response:  # a body read to its end has already gone back to the pool for reuse
             status = response.status_code
             if 200 <= status < 300:
                 try:
@@ -272,7 +270,6 @@ class SeedreamHook(BaseHook):
                     )
                 except BodyError as err:
                     raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
-                read_to_end = True
                 return image_urls(status, content, self._secrets, max_links=max_links)
             error_body = read_error_body(response, min(timeouts[1], ERROR_BODY_SECONDS))
             raise api_error(
@@ -282,8 +279,6 @@ class SeedreamHook(BaseHook):
                 elapsed=time.monotonic() - started,
                 location=redact_url(response.headers.get("Location", "")) or None,
             )
-        finally:
-            finish(response, read_to_end=read_to_end)
 
     def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """
