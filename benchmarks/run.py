@@ -225,7 +225,9 @@ class Bench:
     def bench_download(self) -> None:
         curl = shutil.which("curl")
         repeats = 3 if self.quick else 7
-        print(f"\n2. Download: 64 MiB PNG through SeedreamHook.download vs curl -o + fsync, {repeats} repeats")
+        print(
+            f"\n2. Download: 64 MiB PNG through SeedreamHook.download vs curl -o + fsync, {repeats} repeats"
+        )
         if curl is None:
             print("  curl is not installed: the throughput baseline is skipped")
         else:
