@@ -444,9 +444,12 @@ def check_load(deployment: Deployment) -> dict[str, Any]:
         "latency": LOAD_LATENCY,
         "in_flight": LOAD_IN_FLIGHT,
     }
-    result["ratio"] = (
-        round(result["images_per_minute"] / LOAD_RATE_LIMIT, 2) if result["images_per_minute"] else None
-    )
+    # The bucket starts full (ten seconds' worth): those images come at once. The limit governs the
+    # rest, so the sustained rate is what came after the burst, over the time it all took.
+    burst = LOAD_RATE_LIMIT / 6
+    sustained = round((images - burst) / span * 60, 1) if span > 0 else None
+    result["sustained_images_per_minute"] = sustained
+    result["ratio"] = round(sustained / LOAD_RATE_LIMIT, 2) if sustained else None
     sandbox.rate_limit, sandbox.latency = None, 0.0
     step(f"load: {json.dumps(result)}")
     if result["failed_tasks"] or images != LOAD_PROMPTS:
@@ -478,14 +481,15 @@ Produced by the last `make test-deploy` run ({time.strftime("%Y-%m-%d %H:%M UTC"
 Airflow 3.3.2 with LocalExecutor on PostgreSQL, scheduler, dag-processor, triggerer and api-server
 as separate processes on this 2-core machine. `seedream_deploy_load` maps `SeedreamGenerateOperator`
 over {load["prompts"]} prompts, at most {load["in_flight"]} in flight (`max_active_tis_per_dag`),
-against the sandbox limiting images to {load["limit"]} per minute (429 with `Retry-After` past it)
-with {load["latency"]} s per generation.
+against the sandbox limiting images to {load["limit"]} per minute (a token bucket holding ten
+seconds' worth; 429 with `Retry-After` past it) with {load["latency"]} s per generation.
 
 | figure | value | target |
 |---|---|---|
 | images generated / prompts | {load["images"]} / {load["prompts"]} | all |
-| images per minute achieved (first to last image) | {load["images_per_minute"]} | |
-| achieved / limit | {ratio}x | >= 0.85x |
+| images per minute, first to last image | {load["images_per_minute"]} | |
+| sustained images per minute, burst excluded | {load["sustained_images_per_minute"]} | |
+| sustained / limit | {ratio}x | >= 0.85x |
 | failed tasks | {load["failed_tasks"]} | 0 |
 | task retries spent | {load["retried_tasks"]} | |
 | 429 answers | {load["rate_limited"]} | |

@@ -13,17 +13,20 @@ from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperato
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
-for dag_id, wait in (
-    ("seedream_deploy_deferred", {"deferrable": True}),
-    ("seedream_deploy_reschedule", {"mode": "reschedule"}),
-):
+# Reschedule mode pokes no more often than every 5 s, with a retry: Airflow 3.3's scheduler can take a
+# late "success" of one poke for a task killed externally and fail it (apache/airflow#71172).
+WAITS = (
+    ("seedream_deploy_deferred", {"deferrable": True, "poke_interval": 2}),
+    ("seedream_deploy_reschedule", {"mode": "reschedule", "poke_interval": 5, "retries": 1}),
+)
+
+for dag_id, wait in WAITS:
     with DAG(dag_id, schedule=None, start_date=START, params={"destination": DESTINATION}, tags=["deploy"]):
         gen = SeedreamGenerateOperator(task_id="gen", prompt=f"waiting in {dag_id}", size="2K")
         SeedreamDownloadOperator(
             task_id="store",
             urls=gen.output,
             destination="{{ params.destination }}",
-            poke_interval=2,
             timeout=120,
             **wait,
         )
