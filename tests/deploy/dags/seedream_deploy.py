@@ -14,8 +14,8 @@ DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 # Reschedule mode pokes every 5 s, with quick retries: Airflow 3.3's scheduler can take the late
-# "success" of one poke for a task killed externally and fail it (apache/airflow#71172); it happened in
-# two of six runs here. A retry resumes the wait, and the manifest keeps it from fetching twice.
+# "success" of one poke for a task killed externally and fail it (apache/airflow#71172). It failed two
+# of five runs here before the retries; a retry resumes the wait, and the manifest fetches nothing twice.
 WAITS = (
     ("seedream_deploy_deferred", {"deferrable": True, "poke_interval": 2}),
     (
