@@ -62,14 +62,14 @@ def iter_body(
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise BodyError(f"the body did not arrive in time ({size:,} bytes so far)")
+            raise _late(size)
         if sock is not None:
             sock.settimeout(min(remaining, read_timeout))
         try:
             chunk = raw.read1(READ_CHUNK_BYTES, decode_content=True)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as err:
             if deadline <= time.monotonic():
-                raise BodyError(f"the body did not arrive in time ({size:,} bytes so far)") from None
+                raise _late(size) from None
             raise BodyError(f"the body broke off after {size:,} bytes ({describe_cause(err)})") from None
         if not chunk:
             return
@@ -77,6 +77,10 @@ def iter_body(
         if limit is not None and size > limit:
             raise BodyError(f"the body is over the {limit:,}-byte limit", too_large=True)
         yield chunk
+
+
+def _late(size: int) -> BodyError:
+    return BodyError(f"the body did not arrive in time ({size:,} bytes so far)")
 
 
 def read_body(

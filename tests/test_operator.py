@@ -20,10 +20,15 @@ class TestConstruction:
             SeedreamGenerateOperator(task_id="gen", prompt="p", images=["ftp://host/a.png"])
 
     def test_templated_arguments_wait_for_rendering(self):
-        # Invalid as literals (size 1K on 4.5, 30 images): as templates they are checked once rendered.
-        SeedreamGenerateOperator(
+        # A literal out of range is refused when the DAG is parsed; a template is checked once rendered.
+        with pytest.raises(SeedreamValidationError, match="max_images=30"):
+            SeedreamGenerateOperator(
+                task_id="gen", prompt="p", sequential_image_generation="auto", max_images=30
+            )
+        operator = SeedreamGenerateOperator(
             task_id="gen", prompt="p", size="{{ params.size }}", max_images="{{ params.n }}", model="{{ m }}"
         )
+        assert (operator.model, operator.max_images) == ("{{ m }}", "{{ params.n }}")
 
     def test_public_signatures_take_every_generation_parameter(self):
         """The parameters are defined once (GenerateRequest); the hook and the operator spell them out
