@@ -37,6 +37,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_seedream.triggers.seedream"],
             }
         ],
+        "task-decorators": [
+            {"name": "seedream", "class-name": "airflow_provider_seedream.decorators.seedream.seedream_task"}
+        ],
         "connection-types": [
             {
                 "connection-type": "seedream",

@@ -1,21 +1,31 @@
 """
-Weekly marketing-asset refresh: one fresh Seedream image per product in the catalog.
+Weekly marketing-asset refresh: one fresh Seedream image per product in the catalog, its prompt
+written by an LLM from the product's fields and a brand brief.
 
-    load_catalog -> build_prompts -> generate (mapped, one per product) -> store (mapped) -> write_summary
+    load_catalog -> per product (mapped): write_prompt -> generate -> store -> write_summary
 
-- The catalog is ``data/products.csv`` beside this file (``params.catalog`` points elsewhere); each
-  row becomes one prompt through ``PROMPT_TEMPLATE``, which leads with the product's name so that the
-  grid shows products rather than map indexes.
-- Generation is mapped over the prompts. Novita limits image models in images per minute (about
-  10-20 by default), so at most ``IN_FLIGHT`` generations of this task run at once
-  (``max_active_tis_per_dag``: nothing to create first). Size it from your limit: in flight =
-  images per minute x seconds per generation / 60 (20 per minute at 15 s each: 5). A 429 that still
-  happens is waited out by the hook, which honours Retry-After and sends nothing that was billed again.
+- The catalog is ``data/products.csv`` beside this file (``params.catalog`` points elsewhere). Each
+  product is one instance of the ``product`` task group, so a product whose LLM call or generation
+  fails fails alone: the others are generated, stored and summarized.
+- ``write_prompt`` is an ``@task.llm`` (``apache-airflow-providers-common-ai``, installed by
+  ``pip install 'airflow-provider-seedream[llm]'``) on the ``novita_llm`` connection: Novita's
+  OpenAI-compatible chat API with the same key as Seedream (type ``pydanticai``, host
+  ``https://api.novita.ai/openai/v1``, extra ``{"model": "openai-chat:<model>"}``; ``openai-chat:``
+  because pydantic-ai's ``openai:`` speaks OpenAI's Responses API, which Novita does not serve).
+  Without that connection or provider, ``write_prompt`` skips itself and ``generate`` uses
+  ``PROMPT_TEMPLATE``: the DAG runs either way.
+- ``generate`` is a ``@task.seedream``. Novita limits image models in images per minute (about 10-20
+  by default), so at most ``IN_FLIGHT`` generations run at once (``max_active_tis_per_dag``: nothing
+  to create first). Size it from your limit: in flight = images per minute x seconds per generation
+  / 60 (20 per minute at 15 s each: 5). A 429 that still happens is waited out by the hook, which
+  honours Retry-After and sends nothing that was billed again.
 - Images are stored in ``params.destination`` (a local ``file://`` folder by default, or any object
   store such as ``s3://bucket/prefix``) under ``marketing/<date>/<run id>/``. The date is the run's
   logical date, or for a manual run without one (how Airflow 3 creates them) the time it was
   triggered: every run has one, and two runs never share a folder.
-- The last task writes ``summary.csv`` beside the images: which product, which prompt, which file.
+- The last task writes ``summary.csv`` beside the images: per product, the prompt, who wrote it
+  (``llm`` or ``template``), and the file, or ``(not stored)``; then it fails if any product was not
+  stored, so that the run shows it.
 """
 
 from __future__ import annotations
@@ -26,13 +36,29 @@ import os
 from pathlib import Path
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath, task
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowNotFoundException,
+    AirflowSkipException,
+    BaseHook,
+    ObjectStoragePath,
+    get_current_context,
+    task,
+    task_group,
+)
 
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+
+try:
+    # Imports pydantic-ai (about 0.6 s) whenever this file is parsed; see the README's "LLM-written prompts".
+    from airflow.providers.common.ai.decorators.llm import llm_task
+except ImportError:  # without airflow-provider-seedream[llm], the template writes every prompt
+    llm_task = None
 
 CATALOG = Path(__file__).parent / "data" / "products.csv"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 IN_FLIGHT = int(os.environ.get("SEEDREAM_IN_FLIGHT", "4"))
+LLM_CONN_ID = os.environ.get("SEEDREAM_LLM_CONN_ID", "novita_llm")
 # Every run has a date: its logical date, or when it was triggered for a manual run without one (how
 # Airflow 3 creates them; `{{ ds }}` is undefined there). {run_id} keeps two runs of a day apart.
 RUN_FOLDER = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}/{run_id}"
@@ -40,6 +66,48 @@ PROMPT_TEMPLATE = (
     "{name}: product photo of a {colour} {material} {name_lower}, in {scene}. "
     "Natural light, shallow depth of field, clean composition with room for a headline on the left."
 )
+BRAND_BRIEF = (
+    "You write prompts for an image model that makes product photographs for a home-goods brand. "
+    "The brand is calm, warm and uncluttered: natural light, honest materials, one product per image, "
+    "room on the left for a headline, no text or logos in the picture. Answer with the prompt only: one "
+    "paragraph of at most 80 words that starts with the product's name followed by a colon."
+)
+PRODUCT_QUESTION = "Product: {name}. Colour: {colour}. Material: {material}. Scene: {scene}."
+PRODUCT_NAME = "{{ product_name | default('') }}"
+"""Shown in the grid instead of map indexes: the tasks put ``product_name`` in their context."""
+
+
+def template_prompt(product: dict[str, str]) -> str:
+    return PROMPT_TEMPLATE.format(**product, name_lower=product["name"].lower())
+
+
+def _why_no_llm() -> str | None:
+    if llm_task is None:
+        return "apache-airflow-providers-common-ai is not installed (airflow-provider-seedream[llm])"
+    try:
+        BaseHook.get_connection(LLM_CONN_ID)
+    except AirflowNotFoundException:
+        return f"there is no {LLM_CONN_ID!r} connection"
+    return None
+
+
+def show_in_grid(product: dict[str, str]) -> None:
+    get_current_context()["product_name"] = product["name"]  # type: ignore[literal-required]
+
+
+def write_prompt(product: dict[str, str]) -> str:
+    """What the LLM is asked for this product; with no LLM, the task skips and the template writes."""
+    show_in_grid(product)
+    if (reason := _why_no_llm()) is not None:
+        raise AirflowSkipException(f"No LLM prompt: {reason}. The template writes this product's prompt.")
+    return PRODUCT_QUESTION.format(**product)
+
+
+write_prompt_task = (
+    llm_task(llm_conn_id=LLM_CONN_ID, system_prompt=BRAND_BRIEF, map_index_template=PRODUCT_NAME)
+    if llm_task is not None
+    else task(map_index_template=PRODUCT_NAME)
+)(write_prompt)
 
 with DAG(
     "seedream_marketing_refresh",
@@ -55,41 +123,56 @@ with DAG(
         with open(params["catalog"], newline="") as handle:
             return list(csv.DictReader(handle))
 
-    @task
-    def build_prompts(products: list[dict[str, str]]) -> list[str]:
-        return [PROMPT_TEMPLATE.format(**product, name_lower=product["name"].lower()) for product in products]
-
-    products = load_catalog()
-    prompts = build_prompts(products)
-
-    generate = SeedreamGenerateOperator.partial(
-        task_id="generate",
+    # none_failed: runs after a skipped write_prompt (no LLM: the template), not after a failed one.
+    @task.seedream(
         size="2560x1440",
         watermark=False,
+        trigger_rule="none_failed",
         max_active_tis_per_dag=IN_FLIGHT,
         retries=2,
-        map_index_template="{{ task.prompt.split(':')[0] }}",
-    ).expand(prompt=prompts)
+        map_index_template=PRODUCT_NAME,
+    )
+    def generate(product: dict[str, str], llm_prompt: str | None, ti=None) -> str:
+        show_in_grid(product)
+        prompt, by = (llm_prompt.strip(), "llm") if llm_prompt else (template_prompt(product), "template")
+        ti.xcom_push(key="prompt", value={"prompt": prompt, "by": by})  # for the summary
+        return prompt
 
-    store = SeedreamDownloadOperator.partial(
-        task_id="store",
-        destination="{{ params.destination }}",
-        filename=f"marketing/{RUN_FOLDER}/{{map_index}}-{{index}}.{{ext}}",
-        poke_interval=10,
-        timeout=30 * 60,
-    ).expand(urls=generate.output)
+    @task_group(group_id="product", prefix_group_id=False)
+    def product_asset(product: dict[str, str]):
+        urls = generate(product, write_prompt_task(product))
+        return SeedreamDownloadOperator(
+            task_id="store",
+            urls=urls,
+            destination="{{ params.destination }}",
+            filename=f"marketing/{RUN_FOLDER}/{{map_index}}-{{index}}.{{ext}}",
+            poke_interval=10,
+            timeout=30 * 60,
+        )
 
-    @task
-    def write_summary(products: list[dict[str, str]], prompts: list[str], stored) -> str:
-        stored = list(stored)
+    @task(trigger_rule="all_done")  # summarize the products that made it, and say which did not
+    def write_summary(products: list[dict[str, str]], ti=None) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["sku", "name", "prompt", "file"])
-        for product, prompt, files in zip(products, prompts, stored, strict=True):
-            for file in files:
-                writer.writerow([product["sku"], product["name"], prompt, file])
-        summary = ObjectStoragePath(stored[0][0]).parent / "summary.csv"  # beside this run's images
+        writer.writerow(["sku", "name", "prompt", "prompt_by", "file"])
+        folder, missing = None, []
+        for map_index, product in enumerate(products):
+            used = ti.xcom_pull(task_ids="generate", key="prompt", map_indexes=map_index)
+            files = ti.xcom_pull(task_ids="store", map_indexes=map_index) or []
+            if used is None:  # generate never ran: write_prompt failed
+                used = {"prompt": "", "by": "llm (failed)"}
+            if not files:
+                missing.append(f"{product['sku']} ({product['name']})")
+            for file in files or ["(not stored)"]:
+                writer.writerow([product["sku"], product["name"], used["prompt"], used["by"], file])
+            folder = folder or (ObjectStoragePath(files[0]).parent if files else None)
+        if folder is None:
+            raise RuntimeError("No product was stored: see the failed tasks of this run.")
+        summary = folder / "summary.csv"  # beside this run's images
         summary.write_text(buffer.getvalue())
+        if missing:  # the summary is written; the run still shows that it is incomplete
+            raise RuntimeError(f"Not stored: {', '.join(missing)}; see {summary} and the failed tasks.")
         return str(summary)
 
-    write_summary(products, prompts, store.output)
+    products = load_catalog()
+    product_asset.expand(product=products) >> write_summary(products)

@@ -1,8 +1,11 @@
 """`make demo`: the marketing example DAG, run for real by Airflow, with images left on disk.
 
-Without SEEDREAM_API_KEY it starts a local Seedream sandbox and points the connection at it, so no
-key or network is needed; with SEEDREAM_API_KEY set it calls the real Novita API (and is billed).
-Everything it writes goes under SEEDREAM_DEMO_DIR (default: .demo/ in the repository).
+The whole chain: an LLM writes each product's prompt (Novita's OpenAI-compatible chat API through
+Airflow's common.ai provider), Seedream generates the image, and the image is stored. Without
+SEEDREAM_API_KEY it starts a local sandbox that serves both APIs and points the connections at it, so
+no key or network is needed; with SEEDREAM_API_KEY set it calls the real Novita API for both (and is
+billed), with the chat model SEEDREAM_LLM_MODEL (default below). Everything it writes goes under
+SEEDREAM_DEMO_DIR (default: .demo/ in the repository).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "seedream_marketing_refresh"
+NOVITA_LLM_BASE_URL = "https://api.novita.ai/openai/v1"
+# pydantic-ai's "openai-chat:" speaks the chat-completions API Novita serves ("openai:" is Responses).
+LLM_MODEL = "openai-chat:" + os.environ.get("SEEDREAM_LLM_MODEL", "meta-llama/llama-3.3-70b-instruct")
 
 
 def airflow(*args: str, env: dict[str, str]) -> None:
@@ -39,13 +45,18 @@ def main() -> int:
     if key := os.environ.get("SEEDREAM_API_KEY"):
         print("SEEDREAM_API_KEY is set: using the real Novita API (generations are billed).")
         connection = {"conn_type": "seedream", "password": key}
+        llm_base_url = NOVITA_LLM_BASE_URL
     else:
         from airflow_provider_seedream.testing import SANDBOX_API_KEY, SeedreamSandbox
 
         sandbox = SeedreamSandbox(SANDBOX_API_KEY).start()
         print(f"No SEEDREAM_API_KEY: using the local Seedream sandbox at {sandbox.url}.")
-        connection = {"conn_type": "seedream", "host": sandbox.url, "password": SANDBOX_API_KEY}
+        key = SANDBOX_API_KEY
+        connection = {"conn_type": "seedream", "host": sandbox.url, "password": key}
+        llm_base_url = f"{sandbox.url}/openai/v1"
     env["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json.dumps(connection)
+    llm = {"conn_type": "pydanticai", "host": llm_base_url, "password": key, "extra": {"model": LLM_MODEL}}
+    env["AIRFLOW_CONN_NOVITA_LLM"] = json.dumps(llm)
     try:
         (work / "airflow-home").mkdir(parents=True, exist_ok=True)
         airflow("db", "migrate", env=env)
@@ -62,7 +73,9 @@ def main() -> int:
     print(f"\nImages from {DAG_ID}:")
     with summary.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            print(f"  {row['sku']:<8} {row['name']:<16} {row['file'].removeprefix('file://')}")
+            print(f"  {row['sku']} {row['name']}")
+            print(f"    prompt ({row['prompt_by']}): {row['prompt']}")
+            print(f"    file: {row['file'].removeprefix('file://')}")
     print(f"Summary: {summary}")
     return 0
 

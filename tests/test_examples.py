@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 
 import pytest
-from conftest import REPOSITORY, dag_bag
+from conftest import API_KEY, REPOSITORY, dag_bag
 
 EXAMPLES = REPOSITORY / "example_dags"
 
@@ -34,22 +35,94 @@ def test_examples_import_without_errors(airflow_db):
     ]
 
 
-def test_marketing_refresh(run_dag, connection, assets):
+def summary_rows(assets, dag_run) -> list[dict[str, str]]:
+    folder = assets / "marketing" / run_folder(dag_run)
+    return list(csv.DictReader(io.StringIO((folder / "summary.csv").read_text())))
+
+
+def test_marketing_refresh_without_an_llm_uses_the_template(run_dag, connection, assets):
     dag_run = run_dag("seedream_marketing_refresh", run_conf={"destination": assets.as_uri()})
     assert dag_run.state == "success"
+    assert connection.chat_requests() == []
     prompts = sorted(request.body["prompt"] for request in connection.generation_requests())
     assert len(prompts) == 4 and prompts[0].startswith(
         "City bicycle: product photo of a red steel city bicycle"
     )
     folder = assets / "marketing" / run_folder(dag_run)
-    rows = list(csv.DictReader(io.StringIO((folder / "summary.csv").read_text())))
+    rows = summary_rows(assets, dag_run)
     assert [row["sku"] for row in rows] == ["BK-100", "KT-220", "LP-310", "MG-415"]
     for map_index, row in enumerate(rows):
         assert row["file"] == (folder / f"{map_index}-0.png").as_uri()
-        assert row["prompt"] in prompts
+        assert row["prompt"] in prompts and row["prompt_by"] == "template"
         assert (folder / f"{map_index}-0.png").read_bytes().startswith(b"\x89PNG")
-    names = [dag_run.get_task_instance("generate", map_index=i).rendered_map_index for i in range(4)]
-    assert names == ["City bicycle", "Electric kettle", "Desk lamp", "Travel mug"]  # the grid shows products
+    for task_id in ("write_prompt", "generate"):
+        names = [dag_run.get_task_instance(task_id, map_index=i).rendered_map_index for i in range(4)]
+        assert names == [
+            "City bicycle",
+            "Electric kettle",
+            "Desk lamp",
+            "Travel mug",
+        ]  # the grid shows products
+    assert {dag_run.get_task_instance("write_prompt", map_index=i).state for i in range(4)} == {"skipped"}
+
+
+@pytest.fixture
+def llm_connection(connection, monkeypatch):
+    """``novita_llm`` pointing at the sandbox's OpenAI-compatible chat endpoint, as at Novita."""
+    pytest.importorskip("airflow.providers.common.ai", reason="needs airflow-provider-seedream[llm]")
+    extra = {"model": "openai-chat:meta-llama/llama-3.3-70b-instruct"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NOVITA_LLM",
+        json.dumps(
+            {
+                "conn_type": "pydanticai",
+                "host": f"{connection.url}/openai/v1",
+                "password": API_KEY,
+                "extra": extra,
+            }
+        ),
+    )
+    return connection
+
+
+def test_marketing_refresh_with_an_llm(run_dag, llm_connection, assets, logs):
+    sandbox = llm_connection
+    sandbox.fail_chat_about("Desk lamp")
+    dag_run = run_dag("seedream_marketing_refresh", run_conf={"destination": assets.as_uri()})
+    assert dag_run.state == "failed"  # one product's LLM call failed
+    states = {
+        task_id: [dag_run.get_task_instance(task_id, map_index=i).state for i in range(4)]
+        for task_id in ("write_prompt", "generate", "store")
+    }
+    assert states == {
+        "write_prompt": ["success", "success", "failed", "success"],
+        "generate": ["success", "success", "upstream_failed", "success"],
+        "store": ["success", "success", "upstream_failed", "success"],
+    }
+    assert dag_run.get_task_instance("write_summary").state == "failed"  # after writing the summary
+    chats = {request.body["messages"][-1]["content"]: request for request in sandbox.chat_requests()}
+    assert len(chats) == 4
+    for request in chats.values():  # the brand brief is the system prompt
+        assert request.body["messages"][0]["role"] == "system"
+        assert request.body["messages"][0]["content"].startswith("You write prompts for an image model")
+    headers = [{name.lower(): value for name, value in request.headers.items()} for request in chats.values()]
+    assert all(header["authorization"] == f"Bearer {API_KEY}" for header in headers)
+    rows = {row["sku"]: row for row in summary_rows(assets, dag_run)}
+    generated = sorted(request.body["prompt"] for request in sandbox.generation_requests())
+    assert generated == sorted(row["prompt"] for sku, row in rows.items() if sku != "LP-310")
+    bicycle = rows["BK-100"]
+    assert bicycle["prompt_by"] == "llm"
+    # The sandbox's LLM answers with the question it was asked, tidied: the prompt came from the LLM.
+    assert bicycle["prompt"].startswith("Product: City bicycle. Colour: red. Material: steel.")
+    assert bicycle["file"].endswith("/0-0.png")
+    assert rows["LP-310"] == {
+        "sku": "LP-310",
+        "name": "Desk lamp",
+        "prompt": "",
+        "prompt_by": "llm (failed)",
+        "file": "(not stored)",
+    }
+    assert API_KEY not in logs()
 
 
 def test_product_edit_inlines_the_shipped_references(run_dag, connection, assets):

@@ -238,6 +238,83 @@ class TestLimits:
             assert requests.get(url, timeout=10).status_code == 404
 
 
+class TestChatCompletions:
+    """Novita's OpenAI-compatible chat endpoint, as much as a plain-text ``@task.llm`` uses."""
+
+    @staticmethod
+    def chat(sandbox, body, headers=HEADERS, path="/openai/v1/chat/completions"):
+        return requests.post(f"{sandbox.url}{path}", json=body, headers=headers, timeout=10)
+
+    BODY = {
+        "model": "meta-llama/llama-3.3-70b-instruct",
+        "stream": False,
+        "messages": [
+            {"role": "system", "content": "You write image prompts."},
+            {"role": "user", "content": "Product:  Kettle.\n Colour: red."},
+        ],
+    }
+
+    def test_answers_a_deterministic_prompt_from_the_user_message(self, sandbox):
+        first, second = self.chat(sandbox, self.BODY), self.chat(sandbox, self.BODY)
+        assert first.status_code == 200
+        answer = first.json()
+        assert answer["object"] == "chat.completion" and answer["model"] == self.BODY["model"]
+        (choice,) = answer["choices"]
+        assert choice["message"] == {
+            "role": "assistant",
+            "content": "Product: Kettle. Colour: red. Photorealistic, soft natural light, clean composition.",
+        }
+        assert choice["finish_reason"] == "stop"
+        assert second.json()["choices"] == answer["choices"]
+        assert sandbox.generation_requests() == [] and len(sandbox.chat_requests()) == 2
+        assert sandbox.stats.chat_completions == 2
+
+    def test_text_parts_are_read_like_a_string(self, sandbox):
+        body = {**self.BODY, "messages": [{"role": "user", "content": [{"type": "text", "text": "a mug"}]}]}
+        answer = self.chat(sandbox, body).json()
+        assert answer["choices"][0]["message"]["content"].startswith("a mug. Photorealistic")
+
+    def test_checks_the_key(self, sandbox):
+        response = self.chat(sandbox, self.BODY, headers={"Authorization": "Bearer sk-wrong"})
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+        assert self.chat(sandbox, self.BODY, headers={}).status_code == 401
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"model": ""}, "'model' must be a non-empty string"),
+            ({"stream": True}, "does not stream"),
+            ({"n": 2}, "'n' must be 1"),
+            ({"tools": [{"type": "function"}]}, "plain text only"),
+            ({"response_format": {"type": "json_schema"}}, "plain text only"),
+            ({"messages": []}, "'messages' must be a non-empty list"),
+            ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0] needs a 'role'"),
+            ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content must be a string"),
+            ({"messages": [{"role": "system", "content": "x"}]}, "no message has the role 'user'"),
+        ],
+    )
+    def test_refuses_what_it_does_not_emulate(self, sandbox, change, message):
+        response = self.chat(sandbox, {**self.BODY, **change})
+        assert response.status_code == 400
+        assert message in response.json()["error"]["message"]
+
+    def test_other_openai_endpoints_say_what_is_served(self, sandbox):
+        response = self.chat(sandbox, self.BODY, path="/openai/v1/responses")
+        assert response.status_code == 404
+        assert "'openai-chat:'" in response.json()["error"]["message"]
+
+    def test_scripted_failure_for_one_subject(self, sandbox):
+        sandbox.fail_chat_about("Kettle", status=503)
+        assert self.chat(sandbox, self.BODY).status_code == 503
+        other = {**self.BODY, "messages": [{"role": "user", "content": "Product: Lamp"}]}
+        assert self.chat(sandbox, other).status_code == 200
+
+    def test_generation_faults_leave_chat_alone(self, sandbox):
+        sandbox.fail_next(500)
+        assert self.chat(sandbox, self.BODY).status_code == 200
+        assert post(sandbox, {"prompt": "p"}).status_code == 500
+
+
 def _standalone(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_seedream.testing", *args],
@@ -316,7 +393,9 @@ def test_standalone_server():
 
 
 def test_demo_script_end_to_end(tmp_path):
-    """`make demo` after its venv bootstrap: the marketing example run by the Airflow CLI."""
+    """`make demo` after its venv bootstrap: the marketing example run by the Airflow CLI, its prompts
+    written by the sandbox's LLM endpoint through the common.ai provider."""
+    pytest.importorskip("airflow.providers.common.ai", reason="needs airflow-provider-seedream[llm]")
     env = {
         key: value
         for key, value in os.environ.items()
@@ -337,3 +416,6 @@ def test_demo_script_end_to_end(tmp_path):
     assert len(images) == 4 and all(Image.open(path).size == (2560, 1440) for path in images)
     (summary,) = (tmp_path / "assets").rglob("summary.csv")
     assert f"Summary: {summary}" in result.stdout
+    # Per product, the prompt the sandbox's LLM wrote from the product's fields, and the file.
+    assert "    prompt (llm): Product: City bicycle. Colour: red. Material: steel." in result.stdout
+    assert f"    file: {images[0]}" in result.stdout

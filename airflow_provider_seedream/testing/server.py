@@ -1,9 +1,15 @@
 """
-A local Seedream-compatible API: generation endpoints for every model spec, and the image links.
+A local Seedream-compatible API: generation endpoints for every model spec, the image links, and
+Novita's OpenAI-compatible chat completions (``/openai/v1/chat/completions``) for LLM-written prompts.
 
 It validates bodies with the provider's own contract code (:func:`request_from_payload`), answers
 ``{"images": [...]}`` with presigned-looking links it serves itself, records every request, and plays
 scripted faults, so DAGs and the provider can be tested without a key or network.
+
+The chat endpoint is deliberately small: one non-streaming completion per request, answered with a
+prompt derived deterministically from the last user message (what pydantic-ai sends for a plain-text
+``@task.llm``). It does not stream, call tools, produce structured output, count tokens or emulate
+other OpenAI endpoints; those requests get a 400.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ SIGNATURE_MISMATCH_BODY = (
     b"</Message></Error>"
 )
 HTML_BODY = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
+CHAT_COMPLETIONS_PATH = "/openai/v1/chat/completions"
+"""Where Novita serves its OpenAI-compatible chat API (base URL ``https://api.novita.ai/openai/v1``)."""
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
 @dataclass
@@ -90,6 +99,7 @@ class SandboxStats:
     generations: int = 0
     images: int = 0
     rate_limited: int = 0
+    chat_completions: int = 0
     first_image_at: float | None = None
     """``time.time()`` of the first generated image."""
     last_image_at: float | None = None
@@ -156,6 +166,7 @@ class SeedreamSandbox:
         self.requests: list[RecordedRequest] = []
         self._faults: deque[Fault] = deque()
         self._link_faults: deque[LinkFault] = deque()
+        self._chat_faults: dict[str, int] = {}
         self._images: dict[str, _StoredImage] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -228,8 +239,18 @@ class SeedreamSandbox:
         )
         return f"{self.url}/files/{token}.{extension}?{query}"
 
+    def fail_chat_about(self, text: str, status: int = 500) -> None:
+        """Answer ``status`` (an OpenAI-style error) to every chat completion whose last user message
+        contains ``text``: an LLM failing for one product, say."""
+        with self._lock:
+            self._chat_faults[text] = status
+
     def generation_requests(self) -> list[RecordedRequest]:
-        return [request for request in self.requests if request.method == "POST"]
+        paths = {spec.path for spec in MODEL_SPECS.values()}
+        return [request for request in self.requests if request.method == "POST" and request.path in paths]
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [request for request in self.requests if request.path == CHAT_COMPLETIONS_PATH]
 
     def downloads_of(self, url: str) -> int:
         return self._images[_token(url)].downloads
@@ -238,6 +259,41 @@ class SeedreamSandbox:
         return self._images[_token(url)].data
 
     # Handling ------------------------------------------------------------------------------------
+
+    def _chat(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """One chat completion: the request checked for the shape pydantic-ai's OpenAI chat model sends,
+        the answer derived from the last user message."""
+        try:
+            model, question = _chat_request(body)
+        except ValueError as err:
+            return 400, _chat_error(str(err), "invalid_request_error")
+        with self._lock:
+            status = next((code for text, code in self._chat_faults.items() if text in question), None)
+            if status is None:
+                self.stats.chat_completions += 1
+        if status is not None:
+            return status, _chat_error("the sandbox was told to fail this completion", "server_error")
+        answer = _prompt_from(question)
+        created = int(time.time())
+        return 200, {
+            "id": f"chatcmpl-{hashlib.sha256(question.encode()).hexdigest()[:24]}",
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": len(question.split()),
+                "completion_tokens": len(answer.split()),
+                "total_tokens": len(question.split()) + len(answer.split()),
+            },
+        }
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
@@ -343,6 +399,51 @@ def request_from_payload(model: str, body: object) -> GenerateRequest:
     return request
 
 
+def _chat_request(body: Any) -> tuple[str, str]:
+    """The model and the last user message's text of a chat-completions body; ``ValueError`` says what
+    is wrong with it."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValueError("'model' must be a non-empty string")
+    if body.get("stream"):
+        raise ValueError("the sandbox does not stream: send 'stream': false")
+    if body.get("n", 1) != 1:
+        raise ValueError("the sandbox answers one choice: 'n' must be 1")
+    if body.get("tools") or (body.get("response_format") or {}).get("type", "text") != "text":
+        raise ValueError("the sandbox answers plain text only: no tools or structured output")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("'messages' must be a non-empty list")
+    texts: dict[str, str] = {}
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+            raise ValueError(f"messages[{position}] needs a 'role', one of {', '.join(sorted(CHAT_ROLES))}")
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = [part.get("text") for part in content if isinstance(part, dict)]
+            if not parts or not all(isinstance(text, str) for text in parts):
+                raise ValueError(f"messages[{position}].content: only text parts are supported")
+            content = "\n".join(parts)
+        if not isinstance(content, str):
+            raise ValueError(f"messages[{position}].content must be a string or a list of text parts")
+        texts[message["role"]] = content
+    if "user" not in texts:
+        raise ValueError("no message has the role 'user'")
+    return model, texts["user"]
+
+
+def _chat_error(message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def _prompt_from(question: str) -> str:
+    """A deterministic image prompt for a user message: its words, tidied, with a photographer's brief."""
+    words = " ".join(question.split())
+    return f"{words[:400].rstrip('.')}. Photorealistic, soft natural light, clean composition."
+
+
 def _has(body: dict[str, Any], path: tuple[str, ...]) -> bool:
     for key in path:
         if not isinstance(body, dict) or key not in body:
@@ -404,6 +505,15 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
             sandbox.requests.append(
                 RecordedRequest("POST", self.path, dict(self.headers.items()), body, time.monotonic())
             )
+            path = urlsplit(self.path).path
+            if path == CHAT_COMPLETIONS_PATH:
+                return self._chat(body)
+            if path.startswith("/openai/"):
+                message = (
+                    f"the sandbox serves only {CHAT_COMPLETIONS_PATH} (pydantic-ai's 'openai-chat:' models), "
+                    f"not {path}"
+                )
+                return self._send_json(404, _chat_error(message, "invalid_request_error"))
             fault = sandbox._next_fault()
             if fault:
                 time.sleep(fault.delay)
@@ -432,7 +542,6 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
                 return self._error(401, "MISSING_API_KEY", "missing Authorization header")
             if sandbox.api_key is not None and authorization != f"Bearer {sandbox.api_key}":
                 return self._error(401, "INVALID_API_KEY", "invalid API key")
-            path = urlsplit(self.path).path
             model = next((spec.name for spec in MODEL_SPECS.values() if spec.path == path), None)
             if model is None:
                 return self._error(404, "NOT_FOUND", f"no such endpoint: {path}")
@@ -440,6 +549,17 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
                 return self._error(400, "INVALID_REQUEST_BODY", "Content-Type must be application/json")
             status, document, headers = sandbox._generate(model, body)
             self._send_json(status, document, headers)
+
+        def _chat(self, body: Any) -> None:
+            if (
+                sandbox.api_key is not None
+                and self.headers.get("Authorization") != f"Bearer {sandbox.api_key}"
+            ):
+                error = _chat_error("Incorrect API key provided.", "invalid_request_error")
+                error["error"]["code"] = "invalid_api_key"
+                return self._send_json(401, error)
+            status, document = sandbox._chat(body)
+            self._send_json(status, document)
 
         def do_GET(self) -> None:
             sandbox.requests.append(
