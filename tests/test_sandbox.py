@@ -330,6 +330,7 @@ def test_standalone_cli_plays_waits_and_logs_requests():
         url = process.stdout.readline().split()[-1]
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":8080")  # a free port by default
         process.stdout.readline()
+        process.stdout.readline()
         headers = {"Authorization": "Bearer k-cli-1"}
         assert (
             requests.post(
@@ -379,6 +380,15 @@ def test_standalone_server():
     try:
         url = process.stdout.readline().split()[-1]
         assert "AIRFLOW_CONN_SEEDREAM_DEFAULT" in process.stdout.readline()
+        llm_line = process.stdout.readline()
+        assert llm_line.startswith("export AIRFLOW_CONN_NOVITA_LLM=") and f'"{url}/openai/v1"' in llm_line
+        chat = requests.post(
+            f"{url}/openai/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "a kettle"}]},
+            headers={"Authorization": "Bearer k-standalone-1"},
+            timeout=10,
+        )
+        assert chat.json()["choices"][0]["message"]["content"].startswith("a kettle.")
         response = requests.post(
             f"{url}/v3/seedream-4.0",
             json={"prompt": "p", "size": "1K"},

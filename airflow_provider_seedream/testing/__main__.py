@@ -90,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         connection = {"conn_type": "seedream", "host": sandbox.url, "password": options.api_key}
         print(f"Seedream sandbox listening on {sandbox.url}", flush=True)
         print(f"export AIRFLOW_CONN_SEEDREAM_DEFAULT='{json.dumps(connection)}'", flush=True)
+        llm = {
+            "conn_type": "pydanticai",
+            "host": f"{sandbox.url}/openai/v1",
+            "password": options.api_key,
+            "extra": {"model": "openai-chat:sandbox-llm"},
+        }
+        print(
+            f"export AIRFLOW_CONN_NOVITA_LLM='{json.dumps(llm)}'  # LLM prompts (the [llm] extra)", flush=True
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return 0
