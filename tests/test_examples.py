@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from conftest import API_KEY, REPOSITORY, dag_bag
+from conftest import AIRFLOW_VERSION, API_KEY, REPOSITORY, dag_bag
 
 EXAMPLES = REPOSITORY / "example_dags"
 
@@ -28,7 +28,10 @@ def run_folder(dag_run) -> str:
 def test_examples_import_without_errors(airflow_db):
     bag = dag_bag(EXAMPLES)
     assert bag.import_errors == {}
+    # The review example needs human-in-the-loop operators (Airflow 3.1+); elsewhere it defines no DAG.
+    review = ["seedream_campaign_review"] if AIRFLOW_VERSION >= (3, 1) else []
     assert sorted(bag.dag_ids) == [
+        *review,
         "seedream_marketing_refresh",
         "seedream_product_edit",
         "seedream_storyboard",

@@ -4,8 +4,9 @@ A throwaway PostgreSQL cluster, a Seedream sandbox, and Airflow 3's scheduler, d
 triggerer and api-server as separate processes (LocalExecutor), all on free ports under one temporary
 directory. Everything is done through the REST API with a JWT from the simple auth manager: manual
 runs without a logical date (as the UI, CLI and REST create them) and with one, the scheduled path,
-a deferred wait through the triggerer, reschedule mode, connection tests, the providers listing, and
-a mapped load against a rate-limited sandbox, reported in docs/benchmarks.md. Afterwards every log
+a deferred wait through the triggerer, reschedule mode, connection tests, the providers listing, a
+human review answered over REST as a reviewer would (approve some, approve all, reject), and a mapped
+load against a rate-limited sandbox, reported in docs/benchmarks.md. Afterwards every log
 Airflow wrote is searched for the API key and for link signatures. Every process is stopped by PID at
 the end, even on failure; a failure prints the failing task's log.
 """
@@ -48,6 +49,7 @@ LOAD_IN_FLIGHT = 8
 deployment could outrun the limit and the hook's pacing is what keeps it there."""
 BENCHMARKS = REPOSITORY / "docs" / "benchmarks.md"
 REPORT_START, REPORT_END = "<!-- deploy-load:start -->", "<!-- deploy-load:end -->"
+REVIEW_DAG = "seedream_campaign_review"
 
 
 def free_port() -> int:
@@ -162,6 +164,15 @@ class Deployment:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW_CONN_SEEDREAM_DEFAULT": json.dumps(connection),
+            # The marketing example's prompts come from the sandbox's OpenAI-compatible chat endpoint.
+            "AIRFLOW_CONN_NOVITA_LLM": json.dumps(
+                {
+                    "conn_type": "pydanticai",
+                    "host": f"{connection['host']}/openai/v1",
+                    "password": API_KEY,
+                    "extra": {"model": "openai-chat:sandbox-llm"},
+                }
+            ),
             "SEEDREAM_ASSETS": self.assets.as_uri(),
             "SEEDREAM_IN_FLIGHT": str(LOAD_IN_FLIGHT),
         }
@@ -296,6 +307,29 @@ class Deployment:
             )
         return dict(run)
 
+    def wait_for_review(self, dag_id: str, run_id: str, task_id: str = "review") -> dict[str, Any]:
+        """The task's human-in-the-loop request, once it waits for an answer (Airflow 3.3 parks it in
+        ``awaiting_input``; 3.1 and 3.2 defer it)."""
+
+        def waiting() -> dict[str, Any] | None:
+            states = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+            if "failed" in states.values() or "upstream_failed" in states.values():
+                raise Failure(f"{dag_id} {run_id}: {states}", self.task_logs(dag_id, run_id, ("failed",)))
+            if states.get(task_id) not in ("awaiting_input", "deferred"):
+                return None
+            path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+            return dict(self.rest("GET", path))
+
+        return dict(self.wait_for(waiting, 180, f"{dag_id} {run_id} to wait for a review"))
+
+    def scheduler_saw_try_end(self, dag_id: str, run_id: str, task_id: str) -> bool:
+        """Whether the scheduler has received the executor's event for a try of this task ending well."""
+        key = f"TaskInstanceKey(dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}'"
+        log = (self.work / "process-logs" / "scheduler.log").read_text(errors="replace")
+        return any(
+            "Received executor event with state success" in line and key in line for line in log.splitlines()
+        )
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return list(self.rest("GET", path, params={"limit": 1000})["task_instances"])
@@ -374,6 +408,101 @@ def check_stored(deployment: Deployment, dag_id: str, run: dict[str, Any]) -> No
             rows = list(csv.DictReader(handle))
         if [row["sku"] for row in rows] != ["BK-100", "KT-220", "LP-310", "MG-415"]:
             raise Failure(f"unexpected summary {rows}")
+        if {row["prompt_by"] for row in rows} != {"llm"} or not rows[0]["prompt"].startswith("Product: City"):
+            raise Failure(f"the LLM did not write the prompts: {rows}")
+
+
+def check_review(deployment: Deployment) -> None:
+    """The human-in-the-loop example: each run waits for a reviewer, who answers over REST as the UI's
+    Required Actions page does. Only what was approved lands under published/; a rejection publishes
+    nothing and skips ``publish``."""
+    # (answer, the stored names that must be published): 2 briefs x 3 candidates, numbered #1..#6.
+    cases = [
+        (
+            {"chosen_options": ["Approve"], "params_input": {"publish_only": ["2", "#4"]}},
+            ["0-1.png", "1-0.png"],
+        ),
+        (
+            {"chosen_options": ["Approve"]},
+            [f"{brief}-{index}.png" for brief in range(2) for index in range(3)],
+        ),
+        ({"chosen_options": ["Reject"]}, []),
+    ]
+    deployment.unpause(REVIEW_DAG)
+    runs = [deployment.trigger(REVIEW_DAG) for _ in cases]  # no logical date: as the UI does
+    for run_id in runs:
+        check_review_body(deployment.wait_for_review(REVIEW_DAG, run_id))
+        # Airflow 3.3.2 fails a review answered before the scheduler has handled the end of the try
+        # that parked it: the answer queues the resume under the same try number, the late "success"
+        # of the parking try then removes it from the executor, and the scheduler takes the task for
+        # killed externally. The parking try ends up to ~5 s after the task shows awaiting_input (the
+        # supervisor notices its exit at its next heartbeat). A person reading the request takes
+        # longer; the test waits for the scheduler's log line instead of guessing.
+        deployment.wait_for(
+            lambda run_id=run_id: deployment.scheduler_saw_try_end(REVIEW_DAG, run_id, "review"),
+            60,
+            f"the scheduler to see the try that parked {REVIEW_DAG} {run_id} review end",
+        )
+    for run_id, (answer, _) in zip(runs, cases, strict=True):
+        path = f"/dags/{REVIEW_DAG}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
+        refused = deployment.session.patch(
+            f"{deployment.api}{path}", json={"chosen_options": ["Maybe"]}, timeout=30
+        )
+        if refused.status_code != 400:
+            raise Failure(
+                f"an option the review does not offer answered {refused.status_code}: {refused.text}"
+            )
+        response = deployment.rest("PATCH", path, json=answer)
+        if (
+            response["responded_by"]["name"] != "admin"
+            or response["chosen_options"] != answer["chosen_options"]
+        ):
+            raise Failure(f"the review recorded {response}")
+        again = deployment.session.patch(
+            f"{deployment.api}{path}", json={"chosen_options": ["Reject"]}, timeout=30
+        )
+        if again.status_code != 409:
+            raise Failure(f"a second answer to the review answered {again.status_code}: {again.text}")
+        step(f"{REVIEW_DAG} {run_id}: answered {json.dumps(answer)}")
+    for run_id, (answer, expected) in zip(runs, cases, strict=True):
+        run = deployment.wait_for_run(REVIEW_DAG, run_id, 180)
+        check_published(deployment, run, expected)
+        states = {ti["task_id"]: ti["state"] for ti in deployment.task_instances(REVIEW_DAG, run_id)}
+        if states["publish"] != ("success" if expected else "skipped"):
+            raise Failure(f"{REVIEW_DAG} {run_id}: publish ended {states['publish']} after {answer}")
+        text = "".join(path.read_text() for path in deployment.task_logs(REVIEW_DAG, run_id))
+        if expected and f"Approved by admin: published {len(expected)} of 6 images" not in text:
+            raise Failure(f"{REVIEW_DAG} {run_id}: the publish log does not say who approved what")
+        step(f"{REVIEW_DAG} {run_id}: {answer['chosen_options'][0]}, published {expected or 'nothing'}")
+
+
+def check_review_body(detail: dict[str, Any]) -> None:
+    """The reviewer sees every candidate: its number, where it is stored, its pixel size (from the
+    manifest), under the prompt that made it."""
+    body = detail["body"] or ""
+    wanted = [f"**#{number}**" for number in range(1, 7)]
+    wanted += ["### Brief 1", "### Brief 2", "red bicycle", "travel mug", "160 x 90 px", "/campaign/"]
+    if missing := [text for text in wanted if text not in body]:
+        raise Failure(f"the review's body lacks {missing}:\n{body}")
+    if detail["options"] != ["Approve", "Reject"] or "publish_only" not in detail["params"]:
+        raise Failure(f"the review offers {detail['options']} with params {detail['params']}")
+
+
+def check_published(deployment: Deployment, run: dict[str, Any], expected: list[str]) -> None:
+    """published/ holds exactly the approved images of this run, byte for byte what was stored."""
+    folder = Path((run["logical_date"] or run["run_after"])[:10]) / re.sub(
+        r"[^A-Za-z0-9._-]", "_", run["dag_run_id"]
+    )
+    stored = deployment.assets / "campaign" / folder
+    published = deployment.assets / "published" / "campaign" / folder
+    if len(list(stored.glob("*.png"))) != 6 or len(list(stored.glob("*-manifest.json"))) != 2:
+        raise Failure(f"{stored} holds {sorted(path.name for path in stored.iterdir())}")
+    names = sorted(path.name for path in published.iterdir()) if published.exists() else []
+    if names != sorted(expected):
+        raise Failure(f"{published} holds {names}, not {sorted(expected)}")
+    for name in names:
+        if (published / name).read_bytes() != (stored / name).read_bytes():
+            raise Failure(f"{published / name} differs from {stored / name}")
 
 
 def check_waits(deployment: Deployment) -> None:
@@ -524,11 +653,13 @@ def main() -> int:
                 "seedream_product_edit",
                 "seedream_storyboard",
                 "seedream_deploy_load",
+                REVIEW_DAG,
             ]
         )
         check_connections(deployment)
         check_waits(deployment)
         check_examples(deployment)
+        check_review(deployment)
         load = check_load(deployment)
         check_logs_for_secrets(deployment)
         write_report(load)
