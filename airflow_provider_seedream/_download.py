@@ -81,7 +81,14 @@ def stream_image(
             )
         full = path if destination is None else join(destination, str(path))
         target, location = storage_target(full, EXTENSIONS[info.format])
-        write_atomically(target, body, None if destination is None else as_storage_path(destination))
+        try:
+            write_atomically(target, body, None if destination is None else as_storage_path(destination))
+        except SeedreamDownloadError as err:
+            if not body.broke:
+                raise  # a storage failure, which names the file
+            raise SeedreamDownloadError(
+                f"{err}; nothing was stored at {location}", retryable=err.retryable
+            ) from None
     image = StoredImage(
         source=link_identity(url),
         location=location,
@@ -115,6 +122,8 @@ class _ImageBody:
             )
         self._chunks = iter_body(response, limit=max_bytes, deadline=deadline, read_timeout=read_timeout)
         self.size = 0
+        self.broke = False
+        """Whether the body failed (cut off, too large, too slow) while it was being stored."""
         self.sha256 = hashlib.sha256()
         self._head_chunks: list[bytes] = []
         for chunk in self._checked():
@@ -134,6 +143,7 @@ class _ImageBody:
                 self.sha256.update(chunk)
                 yield chunk
         except BodyError as err:
+            self.broke = True
             message = (
                 f"{self._where} is over max_bytes={self._max_bytes:,}"
                 if err.too_large

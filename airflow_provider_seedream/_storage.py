@@ -3,10 +3,17 @@
 No HTTP here, and Airflow's ObjectStoragePath is imported only when a path is made, so the operators
 can import this module at DAG-parse time for nothing.
 
-Local destinations are written through directory file descriptors: no symbolic link below the
-destination is followed, a link at the final name is replaced rather than written through, and the
-file appears under its final name only once complete (written to a temporary sibling, synced, then
-renamed). Object stores have no links; they get the same temporary-then-move.
+A file appears under its final name only once complete, and a failed write leaves nothing there. One
+rule decides how, per file system (:func:`commits_on_upload`):
+
+- Object stores (S3, GCS, Azure Blob) make an object visible only when its upload completes. The
+  final key is written directly, in parts of ``UPLOAD_PART_BYTES``, and committed once the whole body
+  is in; on any failure the upload is discarded (S3: the multipart upload is aborted). A temporary
+  object and a "rename" would cost a second full copy and a delete per image.
+- Every other file system shows a file while it is written, so it gets a temporary sibling and a
+  rename. Local destinations are written through directory file descriptors: no symbolic link below
+  the destination is followed, a link at the final name is replaced rather than written through, and
+  the file is synced before the rename.
 """
 
 from __future__ import annotations
@@ -22,12 +29,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream.exceptions import SeedreamDownloadError, SeedreamValidationError
+from airflow_provider_seedream.exceptions import SeedreamDownloadError, SeedreamError, SeedreamValidationError
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 LOCAL_PROTOCOLS = frozenset({"file", "local", ""})
+COMMIT_ON_UPLOAD_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
+"""Object stores whose fsspec files (s3fs, gcsfs, adlfs) publish an object only when ``commit()``
+completes its upload, and throw it away on ``discard()``."""
+UPLOAD_PART_BYTES = 8 * 1024 * 1024
+"""What an object-store upload holds in memory before sending a part, whatever the image's size (S3's
+smallest part is 5 MiB; s3fs's default of 50 MiB would hold most images whole)."""
 _NOT_RETRYABLE_ERRNOS = frozenset(
     {
         errno.EROFS,
@@ -61,6 +74,12 @@ def as_storage_path(value: str | os.PathLike[str] | ObjectStoragePath) -> Object
 
 def is_local(path: ObjectStoragePath) -> bool:
     return path.protocol in LOCAL_PROTOCOLS
+
+
+def commits_on_upload(path: ObjectStoragePath) -> bool:
+    """Whether a file written here is invisible until its upload is committed: then the final key is
+    written directly; otherwise through a temporary name and a rename."""
+    return path.protocol in COMMIT_ON_UPLOAD_PROTOCOLS
 
 
 def storage_target(
@@ -109,21 +128,31 @@ def write_atomically(
     try:
         if is_local(target):
             _write_local(root.path, relative, chunks)
+        elif commits_on_upload(target):
+            _write_committed(target, chunks)
         else:
-            _write_object(target, chunks)
-    except (OSError, ValueError) as err:
+            _write_then_move(target, chunks)
+    except SeedreamError:
+        raise  # the body's own failure
+    except Exception as err:
         raise storage_error(err, target) from None
 
 
-def storage_error(err: OSError | ValueError, where: object) -> SeedreamDownloadError:
+def storage_error(err: Exception, where: object, action: str = "store") -> SeedreamDownloadError:
     """A storage failure, naming the file and the cause; retryable only when a retry can help."""
     if isinstance(err, ValueError):  # "embedded null byte" and other names the OS cannot take
-        return SeedreamDownloadError(f"Could not store {where}: {err}", retryable=False)
+        return SeedreamDownloadError(f"Could not {action} {where}: {err}", retryable=False)
+    if not isinstance(err, OSError):  # an object store client's error that fsspec did not translate
+        return SeedreamDownloadError(
+            f"Could not {action} {where}: {type(err).__name__}: {err}", retryable=False
+        )
     cause = os.strerror(err.errno) if err.errno else (str(err) or type(err).__name__)
+    if isinstance(err, PermissionError) and not err.errno:  # an object store's 403
+        cause = f"access denied ({cause}): check the credentials of its connection and the bucket's policy"
     retryable = err.errno not in _NOT_RETRYABLE_ERRNOS and not isinstance(
         err, (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
     )
-    return SeedreamDownloadError(f"Could not store {where}: {cause}", retryable=retryable)
+    return SeedreamDownloadError(f"Could not {action} {where}: {cause}", retryable=retryable)
 
 
 def read_reference_file(value: str | os.PathLike[str] | ObjectStoragePath, label: str, limit: int) -> bytes:
@@ -166,7 +195,9 @@ def remove_partial_files(root: ObjectStoragePath, names: Iterable[str]) -> list[
         folder, _, base = name.rpartition("/")
         pattern = re.escape(base).replace(re.escape("{ext}"), "[A-Za-z0-9]+")
         by_folder.setdefault(folder, []).append(re.compile(rf"^\.{pattern}\.[0-9a-f]{{12}}\.part$"))
-    removed = []
+    removed: list[str] = []
+    if commits_on_upload(root):
+        return removed  # no temporary objects are made there
     for folder, patterns in by_folder.items():
         for entry in _list_folder(root, folder):
             if any(pattern.match(entry) for pattern in patterns):
@@ -175,7 +206,22 @@ def remove_partial_files(root: ObjectStoragePath, names: Iterable[str]) -> list[
     return removed
 
 
-def _write_object(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
+def _write_committed(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
+    # No mkdir: keys need no folders, and s3fs's would create a missing bucket instead of failing.
+    handle = target.fs.open(target.path, "wb", autocommit=False, block_size=UPLOAD_PART_BYTES)
+    try:
+        for chunk in chunks:
+            handle.write(chunk)
+        handle.close()  # uploads the last part; the object is still invisible
+        handle.commit()  # completes the upload: the object appears whole
+    except BaseException:
+        handle.discard()  # aborts the upload: no object, no parts left behind
+        # discard() leaves the file open; closing it (as garbage collection would) uploads what it holds.
+        handle.closed = True
+        raise
+
+
+def _write_then_move(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.part"
     fs = target.fs

@@ -33,6 +33,7 @@ from airflow_provider_seedream._storage import (
     as_storage_path,
     join,
     remove_partial_files,
+    storage_error,
     storage_target,
     write_atomically,
 )
@@ -496,6 +497,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
             self.log.warning("Ignoring the unreadable manifest %s (%s): it will be rebuilt", manifest, err)
             return {}
+        except Exception as err:  # an object store's client error that fsspec did not translate
+            raise _without_retries_if_hopeless(storage_error(err, manifest, "read")) from None
         if not isinstance(entries, list):
             self.log.warning("Ignoring the manifest %s: it lists no images; it will be rebuilt", manifest)
             return {}

@@ -14,7 +14,9 @@ the end, even on failure; a failure prints the failing task's log.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -50,6 +52,8 @@ deployment could outrun the limit and the hook's pacing is what keeps it there."
 BENCHMARKS = REPOSITORY / "docs" / "benchmarks.md"
 REPORT_START, REPORT_END = "<!-- deploy-load:start -->", "<!-- deploy-load:end -->"
 REVIEW_DAG = "seedream_campaign_review"
+S3_KEY, S3_SECRET = "moto-key", "moto-secret-" + secrets.token_hex(8)
+S3_BUCKET = "marketing-assets"
 
 
 def free_port() -> int:
@@ -88,6 +92,11 @@ class Deployment:
         self.pg_port = free_port()
         self.api_port = free_port()
         self.sandbox = SeedreamSandbox(API_KEY, image_scale=1 / 16)
+        # A real S3 API (moto's server) for the marketing run that stores into a bucket.
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.session = requests.Session()
         # One secret for every process: the api-server must accept the tokens the scheduler signs.
         self._secret_key, self._jwt_secret = secrets.token_hex(16), secrets.token_hex(16)
@@ -173,6 +182,14 @@ class Deployment:
                     "extra": {"model": "openai-chat:sandbox-llm"},
                 }
             ),
+            "AIRFLOW_CONN_MOTO_S3": json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": S3_KEY,
+                    "password": S3_SECRET,
+                    "extra": {"endpoint_url": self.s3_endpoint, "region_name": "us-east-1"},
+                }
+            ),
             "SEEDREAM_ASSETS": self.assets.as_uri(),
             "SEEDREAM_IN_FLIGHT": str(LOAD_IN_FLIGHT),
         }
@@ -186,6 +203,7 @@ class Deployment:
         (self.work / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
         self.home.mkdir()
         self.sandbox.start()
+        self.s3.start()
         step(f"Seedream sandbox on {self.sandbox.url}")
         step("airflow db migrate")
         self.airflow("db", "migrate")
@@ -245,7 +263,24 @@ class Deployment:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.sandbox.stop()
+        self.s3.stop()
         self.stop_postgres()
+
+    @property
+    def s3_endpoint(self) -> str:
+        host, port = self.s3.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+        )
 
     # REST ---------------------------------------------------------------------------------------
 
@@ -505,6 +540,44 @@ def check_published(deployment: Deployment, run: dict[str, Any], expected: list[
             raise Failure(f"{published / name} differs from {stored / name}")
 
 
+def check_s3(deployment: Deployment) -> None:
+    """The marketing example with its destination in a bucket, through an ``aws`` connection whose
+    extra points at the S3 API (as at MinIO): every image, manifest and the summary are objects there,
+    and no upload is left incomplete."""
+    client = deployment.s3_client()
+    client.create_bucket(Bucket=S3_BUCKET)
+    dag_id = "seedream_marketing_refresh"
+    run_id = deployment.trigger(dag_id, conf={"destination": f"s3://moto_s3@{S3_BUCKET}/assets"})
+    run = deployment.wait_for_run(dag_id, run_id, 240)
+    folder = f"assets/marketing/{run['run_after'][:10]}/{re.sub(r'[^A-Za-z0-9._-]', '_', run_id)}"
+    keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket=S3_BUCKET).get("Contents", []))
+    expected = [
+        *(f"{folder}/{index}-0.png" for index in range(4)),
+        *(f"{folder}/{index}-manifest.json" for index in range(4)),
+        f"{folder}/summary.csv",
+    ]
+    if keys != sorted(expected):
+        raise Failure(f"the bucket holds {keys}, not {sorted(expected)}")
+    for index in range(4):
+        head = client.get_object(Bucket=S3_BUCKET, Key=f"{folder}/{index}-0.png")["Body"].read(8)
+        if head != b"\x89PNG\r\n\x1a\n":
+            raise Failure(f"{folder}/{index}-0.png is not a PNG: {head!r}")
+    if client.list_multipart_uploads(Bucket=S3_BUCKET).get("Uploads"):
+        raise Failure("an incomplete multipart upload was left in the bucket")
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get_object(Bucket=S3_BUCKET, Key=f"{folder}/summary.csv")["Body"].read().decode()
+            )
+        )
+    )
+    if [row["file"] for row in rows] != [
+        f"s3://moto_s3@{S3_BUCKET}/{folder}/{index}-0.png" for index in range(4)
+    ]:
+        raise Failure(f"the summary lists {[row['file'] for row in rows]}")
+    step(f"{dag_id} {run_id}: 4 images, 4 manifests and the summary in s3://{S3_BUCKET}/{folder}")
+
+
 def check_waits(deployment: Deployment) -> None:
     """A deferred wait through the real triggerer, and one in reschedule mode, for links that 404 first."""
     for dag_id in ("seedream_deploy_deferred", "seedream_deploy_reschedule"):
@@ -595,10 +668,12 @@ def check_logs_for_secrets(deployment: Deployment) -> None:
         text = path.read_text(errors="replace")
         if API_KEY in text:
             found.append(f"{path}: the API key")
+        if S3_SECRET in text:
+            found.append(f"{path}: the S3 connection's secret")
         found += [f"{path}: a link signature" for signature in signatures if signature in text]
     if found:
         raise Failure("secrets in logs:\n" + "\n".join(sorted(set(found))[:20]))
-    step(f"no API key and none of {len(signatures)} link signatures in {len(set(files))} log files")
+    step(f"no API key, S3 secret or any of {len(signatures)} link signatures in {len(set(files))} log files")
 
 
 def write_report(load: dict[str, Any]) -> None:
@@ -660,6 +735,7 @@ def main() -> int:
         check_waits(deployment)
         check_examples(deployment)
         check_review(deployment)
+        check_s3(deployment)
         load = check_load(deployment)
         check_logs_for_secrets(deployment)
         write_report(load)
