@@ -354,6 +354,84 @@ def case_inline_memory(path: str) -> None:
     emit({"bytes": len(data), "peak_bytes": peaks})
 
 
+# 5. Storing in S3 -------------------------------------------------------------------------------------
+
+
+def _store_with_operator(urls: list[str], destination: str, run: str) -> float:
+    """One poke of ``SeedreamDownloadOperator``: every image fetched and stored, the manifest written."""
+    import types
+
+    from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+
+    operator = SeedreamDownloadOperator(
+        task_id="store",
+        urls=urls,
+        destination=destination,
+        filename="{run_id}/{index}.{ext}",
+    )
+    ti = types.SimpleNamespace(dag_id="bench", run_id=run, task_id="store", map_index=-1)
+    started = time.perf_counter()
+    done = operator.poke({"ti": ti})  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    assert done.is_done, "not every image was stored"
+    return elapsed
+
+
+def case_s3_upload(endpoint: str, bucket: str, urls: list[str], files: list[str], repeats: int) -> None:
+    """15 images into S3: through the operator (fetched from the local server, stored in the bucket
+    through Airflow's S3 filesystem) against boto3's ``upload_file`` of the same bytes from local disk,
+    alternating which goes first. The bucket is emptied after each run."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    destination = f"s3://bench_s3@{bucket}/operator/"
+
+    def empty() -> None:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+
+    def run_boto3(run: str) -> float:
+        started = time.perf_counter()
+        for index, path in enumerate(files):
+            client.upload_file(path, bucket, f"boto3/{run}/{index}.png")
+        return time.perf_counter() - started
+
+    run_boto3("warm"), _store_with_operator(urls, destination, "warm")
+    empty()
+    boto3_times, operator_times = [], []
+    for index in range(repeats):
+        for name in ("boto3", "operator") if index % 2 == 0 else ("operator", "boto3"):
+            if name == "boto3":
+                boto3_times.append(run_boto3(str(index)))
+            else:
+                operator_times.append(_store_with_operator(urls, destination, str(index)))
+            empty()
+    emit({"boto3_seconds": boto3_times, "operator_seconds": operator_times})
+
+
+def case_s3_memory(urls: list[str], warm_url: str, bucket: str) -> None:
+    """Peak RSS growth while the operator stores ``urls`` in S3, after one small image stored first (the
+    S3 filesystem and its client made, the lazy imports done)."""
+    import uuid
+
+    run = uuid.uuid4().hex  # a folder of its own: no earlier manifest lists these images
+    _store_with_operator([warm_url], f"s3://bench_s3@{bucket}/memory/", f"warm-{run}")
+    gc.collect()
+    before = memory_status()
+    reset = reset_peak_rss()
+    _store_with_operator(urls, f"s3://bench_s3@{bucket}/memory/", run)
+    after = memory_status()
+    start = before["VmRSS"] if reset else max(before["VmRSS"], before["VmHWM"])
+    emit({"growth": after["VmHWM"] - start, "peak_reset": reset})
+
+
 CASES = {
     "import": case_import,
     "download-throughput": case_download_throughput,
@@ -361,6 +439,8 @@ CASES = {
     "generate": case_generate,
     "inline-once": case_inline_once,
     "inline-memory": case_inline_memory,
+    "s3-upload": case_s3_upload,
+    "s3-memory": case_s3_memory,
 }
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@
    same bodies on one session, to a local server answering at once.
 4. Reference inlining: ``inline_image`` of a 10 MB PNG against ``base64.b64encode(data).decode()``
    (the cheapest way to the ``str`` a JSON body needs), with raw ``b64encode`` for context: time and memory.
+5. Storing in S3: 15 images, 4096 pixels wide and 24 MiB each (a 4K photo as PNG), stored by
+   ``SeedreamDownloadOperator`` in a bucket of moto's S3 server against boto3's ``upload_file`` of the
+   same bytes from disk; peak RSS growth for 15 images of 8 MiB and of 48 MiB.
 
 Every case runs in a fresh interpreter (``cases.py``); the HTTP server runs in another process
 (``server.py``). Nothing leaves 127.0.0.1. See docs/benchmarks.md for the method and the figures.
@@ -289,6 +292,92 @@ class Bench:
             "3", "ratio hook / raw", ratios(hook, raw), "x", "<= 1.30x", median(ratios(hook, raw)) <= 1.3
         )
 
+    # 5. Storing in S3 ------------------------------------------------------------------------------
+
+    def bench_s3(self) -> None:
+        repeats = 3 if self.quick else 7
+        count = 15
+        print(
+            f"\n5. Storing in S3: {count} images of 24 MiB, operator vs boto3 upload_file, {repeats} repeats"
+        )
+        port = _free_port()
+        moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+        )
+        endpoint, bucket = f"http://127.0.0.1:{port}", "bench"
+        try:
+            _wait_for_s3(endpoint, bucket)
+            self.env["AIRFLOW_CONN_BENCH_S3"] = json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "bench",
+                    "password": "bench",
+                    "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                }
+            )
+            self.env["AWS_EC2_METADATA_DISABLED"] = "true"
+            names = [f"photo-{index}.png" for index in range(count)]
+            for index, name in enumerate(names):
+                (self.files / name).write_bytes(png_of_about(24 * MiB, noise=True, seed=index))
+            result = self.child(
+                "s3-upload",
+                endpoint=endpoint,
+                bucket=bucket,
+                urls=[self.link(name) for name in names],
+                files=[str(self.files / name) for name in names],
+                repeats=repeats,
+            )
+            total = count * 24
+            boto3_seconds, operator_seconds = result["boto3_seconds"], result["operator_seconds"]
+            self.add(
+                "5", "boto3 upload_file throughput", [total / t for t in boto3_seconds], "MiB/s", "baseline"
+            )
+            self.add(
+                "5",
+                "SeedreamDownloadOperator to S3 throughput",
+                [total / t for t in operator_seconds],
+                "MiB/s",
+            )
+            throughput = ratios(boto3_seconds, operator_seconds)
+            self.add(
+                "5",
+                "throughput ratio operator / boto3",
+                throughput,
+                "x",
+                ">= 0.80x",
+                median(throughput) >= 0.8,
+            )
+            growth: dict[int, list[float]] = {}
+            for size in (8, 48):
+                for index in range(count):
+                    (self.files / f"memory-{index}.png").write_bytes(png_of_about(size * MiB, seed=index))
+                growth[size] = []
+                for _ in range(1 if self.quick else 3):
+                    measured = self.child(
+                        "s3-memory",
+                        urls=[self.link(f"memory-{index}.png") for index in range(count)],
+                        warm_url=self.link("small.png"),
+                        bucket=bucket,
+                    )
+                    assert measured["peak_reset"], "could not reset the peak RSS (/proc/self/clear_refs)"
+                    growth[size].append(measured["growth"] / MiB)
+                self.add("5", f"peak RSS growth, {count} images of {size} MiB", growth[size], "MiB")
+            by_size = [big - small for big, small in zip(growth[48], growth[8], strict=True)]
+            self.add(
+                "5",
+                "growth with 48 MiB images minus with 8 MiB images",
+                by_size,
+                "MiB",
+                "<= 8 MiB",
+                median(by_size) <= 8,
+            )
+        finally:
+            moto.terminate()
+            moto.wait(timeout=10)
+
     # 4. Reference inlining --------------------------------------------------------------------------
 
     def bench_inline(self) -> None:
@@ -405,6 +494,38 @@ class Bench:
         print(f"\n{len(missed)} target(s) missed" + (": " + "; ".join(missed) if missed else ""))
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_s3(endpoint: str, bucket: str) -> None:
+    """Create ``bucket`` once moto's server answers."""
+    import time
+
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket=bucket)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text().strip()
@@ -419,11 +540,11 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="fewer repeats: a smoke test, not for publishing"
     )
-    parser.add_argument("--only", action="append", choices=["import", "download", "generate", "inline"])
+    parser.add_argument("--only", action="append", choices=["import", "download", "generate", "inline", "s3"])
     parser.add_argument("--json", type=Path, help="also write the machine and every figure to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
-    only = set(args.only or ["import", "download", "generate", "inline"])
+    only = set(args.only or ["import", "download", "generate", "inline", "s3"])
     bench = Bench(args.quick)
     try:
         machine = bench.machine()
@@ -431,7 +552,7 @@ def main() -> int:
             "Seedream provider benchmarks" + (" (--quick: too few repeats to publish)" if args.quick else "")
         )
         print(f"measuring the package at {machine['measured package']}")
-        if only & {"download", "generate"}:
+        if only & {"download", "generate", "s3"}:
             bench.start_server()
         if "import" in only:
             bench.bench_import()
@@ -441,6 +562,8 @@ def main() -> int:
             bench.bench_generate()
         if "inline" in only:
             bench.bench_inline()
+        if "s3" in only:
+            bench.bench_s3()
         bench.summary(machine)
         if args.json:
             document = {

@@ -340,6 +340,32 @@ class TestRerun:
         assert leftovers(tmp_path) == ["d/r/t/0-0.jpg", "d/r/t/0-1.jpg", "d/r/t/0-manifest.json"]
         assert (tmp_path / "d/r/t/0-1.jpg").read_bytes() == connection.image_bytes(second[1])
 
+    def test_one_failure_keeps_what_the_others_stored(self, connection, tmp_path, airflow_db):
+        """Images are stored several at once: a failing one does not stop the others, the manifest
+        lists them, and the retry fetches only the one that failed."""
+        from types import SimpleNamespace
+
+        context = {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)}
+        urls = [connection.add_image(jpeg(50 + index, 50)) for index in range(5)]
+        broken = connection.add_image(jpeg(90, 90), LinkFault(status=500))
+        operator = SeedreamDownloadOperator(
+            task_id="t", urls=[*urls[:2], broken, *urls[2:]], destination=str(tmp_path), parallel_downloads=3
+        )
+        with pytest.raises(SeedreamDownloadError, match="500"):
+            operator.poke(context)
+        manifest = json.loads((tmp_path / "d/r/t/0-manifest.json").read_text())
+        assert [entry["index"] for entry in manifest["images"]] == [0, 1, 3, 4, 5]
+        operator.urls = [*urls[:2], connection.add_image(jpeg(90, 90)), *urls[2:]]
+        assert len(operator.poke(context).xcom_value) == 6
+        assert [connection.downloads_of(url) for url in urls] == [1] * 5
+
+    @pytest.mark.parametrize("value", [0, 16, True, "4"])
+    def test_parallel_downloads_is_checked_when_built(self, value):
+        with pytest.raises(
+            SeedreamValidationError, match=f"parallel_downloads={value!r}: must be an integer"
+        ):
+            SeedreamDownloadOperator(task_id="t", urls=["u"], destination="/tmp", parallel_downloads=value)
+
     def test_object_storage_path_destination(self, connection, airflow_db):
         from types import SimpleNamespace
 

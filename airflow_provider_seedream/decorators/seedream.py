@@ -46,7 +46,7 @@ def generation_arguments(returned: Any) -> dict[str, Any]:
     )
 
 
-class _SeedreamDecoratedOperator(DecoratedOperator, SeedreamGenerateOperator):  # type: ignore[misc]
+class _SeedreamDecoratedOperator(DecoratedOperator, SeedreamGenerateOperator):
     """Calls the function when the task runs; what it returns sets the prompt (and any other generation
     argument, over the decorator's), then the generation runs exactly as ``SeedreamGenerateOperator``'s:
     same validation, spend safety and XCom."""

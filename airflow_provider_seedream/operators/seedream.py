@@ -9,6 +9,7 @@ import re
 import string
 import time
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -53,10 +54,13 @@ from airflow_provider_seedream.specs import DEFAULT_MODEL
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
+    from airflow_provider_seedream._download import StoredImage
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 DEFAULT_FILENAME = "{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}"
 FILENAME_FIELDS = frozenset({"dag_id", "run_id", "task_id", "map_index", "index", "ext"})
+MAX_PARALLEL_DOWNLOADS = 15
+"""A generation returns at most 15 images."""
 MANIFEST_READ_LIMIT = 1024 * 1024
 """A manifest lists at most 15 images in a few KB; anything larger is not one of ours."""
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
@@ -290,6 +294,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         ``None`` for no limit).
     :param not_ready_statuses: statuses that mean "not available yet" (default ``(404,)``).
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param parallel_downloads: images fetched and stored at once (1-15, default 4). Each holds at most
+        one upload part (8 MiB) or one read (1 MiB) in memory, whatever the image's size.
     """
 
     template_fields: Sequence[str] = ("urls", "destination", "filename")
@@ -305,9 +311,16 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
         not_ready_statuses: Collection[int] = DEFAULT_NOT_READY_STATUSES,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        parallel_downloads: int = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if type(parallel_downloads) is not int or not 1 <= parallel_downloads <= MAX_PARALLEL_DOWNLOADS:
+            raise SeedreamValidationError(
+                f"parallel_downloads={parallel_downloads!r}: must be an integer from 1 to "
+                f"{MAX_PARALLEL_DOWNLOADS}"
+            )
+        self.parallel_downloads = parallel_downloads
         self.urls = urls
         self.destination = destination
         self.filename = filename or DEFAULT_FILENAME
@@ -400,24 +413,33 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         stored = self._already_stored(destination, manifest_name, names[:-1], urls)
         stored_before = len(stored)
         poke_deadline = time.monotonic() + self.timeout
-        for index, url in enumerate(urls):
-            if index in stored:
-                continue
-            try:
-                image = hook.download_image(
-                    url,
-                    names[index],
-                    destination=destination,
-                    max_bytes=self.max_bytes,
-                    not_ready_statuses=self.not_ready_statuses,
-                    timeout=max(min(hook.settings.read_timeout, poke_deadline - time.monotonic()), 0.001),
-                )
-            except SeedreamLinkNotReadyError as err:
-                self.log.info("%s", err)
-                continue
-            except SeedreamError as err:
-                raise _without_retries_if_hopeless(err) from err
-            stored[index] = {"index": index, **image.to_dict()}
+        read_timeout = hook.settings.read_timeout
+
+        def store(index: int) -> StoredImage:
+            return hook.download_image(
+                urls[index],
+                names[index],
+                destination=destination,
+                max_bytes=self.max_bytes,
+                not_ready_statuses=self.not_ready_statuses,
+                timeout=max(min(read_timeout, poke_deadline - time.monotonic()), 0.001),
+            )
+
+        pending = [index for index in range(len(urls)) if index not in stored]
+        failure: SeedreamError | None = None
+        # Several at once: one image's upload waits on the store's answers while another streams.
+        with ThreadPoolExecutor(max(min(self.parallel_downloads, len(pending)), 1)) as pool:
+            futures = {index: pool.submit(store, index) for index in pending}
+            for index, future in futures.items():
+                try:
+                    image = future.result()
+                except SeedreamLinkNotReadyError as err:
+                    self.log.info("%s", err)
+                    continue
+                except SeedreamError as err:
+                    failure = failure or err  # after the others finish, and the manifest lists them
+                    continue
+                stored[index] = {"index": index, **image.to_dict()}
         if len(stored) > stored_before:
             document = {"images": [stored[index] for index in sorted(stored)]}
             manifest_path = as_storage_path(join(destination, manifest_name))
@@ -427,6 +449,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
                 )
             except SeedreamError as err:
                 raise _without_retries_if_hopeless(err) from err
+        if failure is not None:
+            raise _without_retries_if_hopeless(failure) from failure
         self.log.info("%d of %d images stored", len(stored), len(urls))
         waiting = [url for index, url in enumerate(urls) if index not in stored]
         if waiting:

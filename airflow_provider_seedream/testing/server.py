@@ -423,9 +423,10 @@ def _chat_request(body: Any) -> tuple[str, str]:
         content = message.get("content")
         if isinstance(content, list):
             parts = [part.get("text") for part in content if isinstance(part, dict)]
-            if not parts or not all(isinstance(text, str) for text in parts):
+            texts_only = [text for text in parts if isinstance(text, str)]
+            if not parts or len(texts_only) != len(content):
                 raise ValueError(f"messages[{position}].content: only text parts are supported")
-            content = "\n".join(parts)
+            content = "\n".join(texts_only)
         if not isinstance(content, str):
             raise ValueError(f"messages[{position}].content must be a string or a list of text parts")
         texts[message["role"]] = content
