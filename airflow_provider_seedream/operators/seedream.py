@@ -294,8 +294,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         ``None`` for no limit).
     :param not_ready_statuses: statuses that mean "not available yet" (default ``(404,)``).
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param parallel_downloads: images fetched and stored at once (1-15, default 4). Each holds at most
-        one upload part (8 MiB) or one read (1 MiB) in memory, whatever the image's size.
+    :param parallel_downloads: images fetched and stored at once (1-15, default 4). Memory grows with
+        it, not with the images' size (an S3 upload holds an 8 MiB part and its client's copies).
     """
 
     template_fields: Sequence[str] = ("urls", "destination", "filename")
