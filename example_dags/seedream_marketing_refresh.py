@@ -92,7 +92,7 @@ def _why_no_llm() -> str | None:
 
 
 def show_in_grid(product: dict[str, str]) -> None:
-    get_current_context()["product_name"] = product["name"]  # type: ignore[literal-required]
+    get_current_context()["product_name"] = product["name"]
 
 
 def write_prompt(product: dict[str, str]) -> str:
