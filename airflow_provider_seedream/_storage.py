@@ -215,7 +215,10 @@ def _write_committed(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None
         handle.close()  # uploads the last part; the object is still invisible
         handle.commit()  # completes the upload: the object appears whole
     except BaseException:
-        handle.discard()  # aborts the upload: no object, no parts left behind
+        # Aborts the upload: no object, no parts left behind. Should the abort fail too, the first
+        # failure is the one to report.
+        with contextlib.suppress(Exception):
+            handle.discard()
         # discard() leaves the file open; closing it (as garbage collection would) uploads what it holds.
         handle.closed = True
         raise
