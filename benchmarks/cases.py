@@ -371,25 +371,33 @@ def _store_with_operator(urls: list[str], destination: str, run: str) -> float:
     )
     ti = types.SimpleNamespace(dag_id="bench", run_id=run, task_id="store", map_index=-1)
     started = time.perf_counter()
-    done = operator.poke({"ti": ti})  # type: ignore[arg-type]
+    done = operator.poke({"ti": ti})
     elapsed = time.perf_counter() - started
     assert done.is_done, "not every image was stored"
     return elapsed
+
+
+S3_KEY = "bench"
+"""Access key and secret of moto's server, for boto3 and for the ``bench_s3`` connection alike."""
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_KEY,
+    )
 
 
 def case_s3_upload(endpoint: str, bucket: str, urls: list[str], files: list[str], repeats: int) -> None:
     """15 images into S3: through the operator (fetched from the local server, stored in the bucket
     through Airflow's S3 filesystem) against boto3's ``upload_file`` of the same bytes from local disk,
     alternating which goes first. The bucket is emptied after each run."""
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    client = s3_client(endpoint)
     destination = f"s3://bench_s3@{bucket}/operator/"
 
     def empty() -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cases import INLINE_FUNCTIONS, RESULT_MARK  # noqa: E402
+from cases import INLINE_FUNCTIONS, RESULT_MARK, S3_KEY, s3_client  # noqa: E402
 from images import png_of_about  # noqa: E402
 
 MiB = 1024 * 1024
@@ -313,8 +313,8 @@ class Bench:
             self.env["AIRFLOW_CONN_BENCH_S3"] = json.dumps(
                 {
                     "conn_type": "aws",
-                    "login": "bench",
-                    "password": "bench",
+                    "login": S3_KEY,
+                    "password": S3_KEY,
                     "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
                 }
             )
@@ -506,15 +506,7 @@ def _wait_for_s3(endpoint: str, bucket: str) -> None:
     """Create ``bucket`` once moto's server answers."""
     import time
 
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    client = s3_client(endpoint)
     deadline = time.monotonic() + 30
     while True:
         try:
