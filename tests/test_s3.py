@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import uuid
+import zlib
 
 import pytest
 
@@ -173,18 +174,22 @@ class TestDownloadOperator:
 @pytest.fixture
 def fresh_filesystems():
     """Forget the S3 filesystems made so far: Airflow and fsspec cache them with the credentials they
-    found, and these tests change what there is to find."""
+    found, and these tests change what there is to find. Other stores (the session's ``memory://``)
+    are kept."""
     try:
         from airflow.sdk.io import store
     except ImportError:  # Airflow 2
         from airflow.io import store
     import s3fs
 
-    store._STORE_CACHE.clear()
-    s3fs.S3FileSystem.clear_instance_cache()
+    def forget() -> None:
+        for key in [key for key, cached in store._STORE_CACHE.items() if cached.protocol in ("s3", "s3a")]:
+            del store._STORE_CACHE[key]
+        s3fs.S3FileSystem.clear_instance_cache()
+
+    forget()
     yield
-    store._STORE_CACHE.clear()
-    s3fs.S3FileSystem.clear_instance_cache()
+    forget()
 
 
 @pytest.mark.usefixtures("fresh_filesystems")
@@ -246,6 +251,72 @@ class TestReferences:
         with pytest.raises(SeedreamValidationError, match="no such file"):
             SeedreamHook().generate("p", images=[bucket.uri("refs/nothing.png")])
         assert connection.requests == []
+
+
+def _sized_png(size: int) -> bytes:
+    """A PNG of exactly ``size`` bytes: random pixels, then zeros after its end, which readers ignore."""
+    from PIL import Image
+
+    side = int((size * 0.9 / 3) ** 0.5)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG", compress_level=0)
+    return buffer.getvalue() + bytes(size - buffer.tell())
+
+
+def _crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+class TestUploads:
+    """How an image reaches S3: as boto3's ``upload_file`` sends it, one PUT up to one part and 8 MiB
+    parts beyond, each part with its CRC32 so that S3 checks it and keeps the object's checksum."""
+
+    def _store(self, connection, bucket, data: bytes) -> dict:
+        from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+        SeedreamHook().download(connection.add_image(data), bucket.uri("up/poster.{ext}"))
+        stored = bucket.client.get_object(Bucket=bucket.name, Key="up/poster.png", ChecksumMode="ENABLED")
+        assert stored.pop("Body").read() == data
+        assert bucket.incomplete_uploads() == []
+        return stored
+
+    @pytest.mark.parametrize("size", [1 * MiB, 8 * MiB])
+    def test_up_to_one_part_is_one_put_with_the_objects_crc32(self, connection, bucket, size):
+        data = _sized_png(size)
+        stored = self._store(connection, bucket, data)
+        assert stored["ChecksumCRC32"] == _crc32(data)
+        assert stored.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+
+    @pytest.mark.parametrize(
+        ("size", "part_sizes"), [(8 * MiB + 1, [8 * MiB, 1]), (20 * MiB, [8 * MiB, 8 * MiB, 4 * MiB])]
+    )
+    def test_beyond_one_part_each_8_mib_part_carries_its_crc32(self, connection, bucket, size, part_sizes):
+        data = _sized_png(size)
+        stored = self._store(connection, bucket, data)
+        part_crcs, start = b"", 0
+        for length in part_sizes:
+            part_crcs += zlib.crc32(data[start : start + length]).to_bytes(4, "big")
+            start += length
+        assert start == size
+        assert stored["ChecksumType"] == "COMPOSITE"
+        assert stored["ChecksumCRC32"].split("-")[0] == _crc32(part_crcs)
+
+    @pytest.mark.usefixtures("fresh_filesystems")
+    def test_a_connection_that_turns_checksums_off_sends_none(
+        self, connection, bucket, monkeypatch, s3_endpoint
+    ):
+        # What a user of a store without S3's checksums sets: botocore's request_checksum_calculation.
+        extra = {
+            "endpoint_url": s3_endpoint,
+            "region_name": "us-east-1",
+            "config_kwargs": {"request_checksum_calculation": "when_required"},
+        }
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}",
+            json.dumps({"conn_type": "aws", "login": "moto-key", "password": "moto-secret", "extra": extra}),
+        )
+        stored = self._store(connection, bucket, _sized_png(20 * MiB))
+        assert "ChecksumCRC32" not in stored
 
 
 class TestFailures:
