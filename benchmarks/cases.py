@@ -197,14 +197,19 @@ def case_download_throughput(url: str, workdir: str, repeats: int, curl: str) ->
 
 
 def case_download_memory(url: str, target: str, warm_url: str | None) -> None:
-    """Peak RSS growth of one ``SeedreamHook.download`` in a fresh process.
+    """Peak RSS growth of one ``SeedreamHook.download`` in a fresh process set up as a task process.
 
-    The hook is built first (connection read, session made). With ``warm_url``, one small image is
-    downloaded before measuring, so the one-time lazy imports (object storage, lineage) are not
-    counted: what remains is what depends on the image. Growth is the peak RSS during the download
-    minus the RSS just before it (the peak is reset first)."""
+    Airflow's task runner loads the listener plugins (``get_listener_manager()``, and with them every
+    installed plugin) before it parses the DAG file, so every task starts with them loaded; so does
+    this process. The hook is built next (connection read, session made). With ``warm_url``, one
+    small image is downloaded before measuring, so the one-time lazy imports (object storage,
+    lineage) are not counted: what remains is what depends on the image. Growth is the peak RSS
+    during the download minus the RSS just before it (the peak is reset first)."""
+    from airflow.sdk.listener import get_listener_manager
+
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
+    get_listener_manager()
     hook = SeedreamHook()
     hook.settings, hook._download_session  # noqa: B018 - connection and session made up front
     if warm_url:

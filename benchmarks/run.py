@@ -252,7 +252,7 @@ class Bench:
                 "2", "throughput ratio hook / curl", throughput, "x", ">= 0.80x", median(throughput) >= 0.8
             )
         runs = 1 if self.quick else 3
-        for label, warm in (("first download in the process", False), ("after a small download", True)):
+        for label, warm in (("first download in a task process", False), ("after a small download", True)):
             for name, size in (("big.png", 64), ("medium.png", 8)):
                 growth = []
                 for index in range(runs):
