@@ -295,7 +295,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
     :param not_ready_statuses: statuses that mean "not available yet" (default ``(404,)``).
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param parallel_downloads: images fetched and stored at once (1-15, default 4). Memory grows with
-        it, not with the images' size (an S3 upload holds an 8 MiB part and its client's copies).
+        it, not with the images' size (an S3 upload holds one 8 MiB part and, while it is sent, the
+        HTTP client's copy).
     """
 
     template_fields: Sequence[str] = ("urls", "destination", "filename")
