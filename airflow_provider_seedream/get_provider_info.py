@@ -14,7 +14,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-seedream",
         "name": "Seedream",
-        "description": "Generate images with ByteDance Seedream 4.0 and 4.5 through Novita AI.",
+        "description": "Generate images with ByteDance's Seedream models through Novita AI.",
         "integrations": [
             {
                 "integration-name": "Seedream",

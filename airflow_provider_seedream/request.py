@@ -329,7 +329,8 @@ class GenerateRequest(BaseModel):
         if self.max_images is not None and len(self.images) + self.max_images > total:
             return (
                 f"max_images={self.max_images} with {len(self.images)} references: references plus generated "
-                f"images may not exceed {total}, so max_images can be at most {total - len(self.images)}"
+                f"images may not exceed {total} for {spec.name}, so max_images can be at most "
+                f"{total - len(self.images)}"
             )
         return None
 
@@ -345,7 +346,7 @@ class GenerateRequest(BaseModel):
     def _max_images_problem(self, spec: ModelSpec) -> str | None:
         low, high = spec.max_images_range
         if self.max_images is not None and not low <= self.max_images <= high:
-            return f"max_images={self.max_images} is outside {low}..{high}"
+            return f"max_images={self.max_images} is outside {low}..{high} for {spec.name}"
         return None
 
     def _optimize_prompt_problem(self, spec: ModelSpec) -> str | None:

@@ -5,8 +5,8 @@ Everything that differs between models lives in its ``ModelSpec``: the endpoint,
 parameter goes in the body, the reference-image rules, the size presets with their pixel sizes, the
 pixel range, and the ``max_images`` limits. Validation, payload building and the sandbox server all
 read these entries, so supporting a new model is one more ``ModelSpec`` in ``MODEL_SPECS`` (the
-test suite proves it with a fictional one). Sources: ``shared/seeds/`` (Novita's reference pages for
-Seedream 4.0 and 4.5).
+test suite proves it with a fictional one). Sources: Novita's API reference pages for Seedream 4.0,
+4.5 and 5.0 lite.
 """
 
 from __future__ import annotations
@@ -69,6 +69,14 @@ class ModelSpec:
     optimize_prompt_modes: tuple[str, ...] = field(default=())
 
 
+# Seedream 4.5 and 5.0 lite share one body shape: references in ``image``, nested options.
+_IMAGE_ARRAY_FIELDS = body_fields(
+    images=("image",),
+    max_images=("sequential_image_generation_options", "max_images"),
+    optimize_prompt_mode=("optimize_prompt_options", "mode"),
+)
+_IMAGE_ARRAY_REFERENCES = ReferenceLimits(formats=("jpeg", "png", "webp", "bmp", "tiff", "gif"))
+
 MODEL_SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -90,15 +98,22 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         ModelSpec(
             name="seedream-4.5",
             path="/v3/seedream-4.5",
-            fields=body_fields(
-                images=("image",),
-                max_images=("sequential_image_generation_options", "max_images"),
-                optimize_prompt_mode=("optimize_prompt_options", "mode"),
-            ),
+            fields=_IMAGE_ARRAY_FIELDS,
             max_references=14,
-            reference_limits=ReferenceLimits(formats=("jpeg", "png", "webp", "bmp", "tiff", "gif")),
+            reference_limits=_IMAGE_ARRAY_REFERENCES,
             size_presets={"2K": (2048, 2048), "4K": (4096, 4096)},
             pixel_range=(3_686_400, 16_777_216),
+            optimize_prompt_modes=("standard",),
+        ),
+        ModelSpec(
+            name="seedream-5.0-lite",
+            path="/v3/seedream-5.0-lite",
+            fields=_IMAGE_ARRAY_FIELDS,
+            max_references=14,
+            reference_limits=_IMAGE_ARRAY_REFERENCES,
+            size_presets={"2K": (2048, 2048), "3K": (3072, 3072)},
+            # 2560x1440 .. 3072x3072x1.1025, as the page gives it (10,404,495.36 rounded up).
+            pixel_range=(3_686_400, 10_404_496),
             optimize_prompt_modes=("standard",),
         ),
     )

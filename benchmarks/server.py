@@ -4,10 +4,10 @@ It is deliberately minimal, so that the client is what gets measured:
 
 * ``GET /files/<name>`` sends ``<root>/<name>`` with ``socket.sendfile`` (zero copy). The query string
   (a presigned-looking signature) is ignored.
-* ``POST /v3/seedream-4.0`` and ``/v3/seedream-4.5`` read the body, check the Bearer key and answer at
-  once with ``{"images": [<one link>]}``, the documented shape. No validation, no image rendering:
-  the provider's own ``SeedreamSandbox`` renders an image per generation, which would measure the
-  server, not the client.
+* ``POST`` to every model's endpoint (``specs.MODEL_SPECS``) reads the body, checks the Bearer key
+  and answers at once with ``{"images": [<one link>]}``, the documented shape. No validation, no
+  image rendering: the provider's own ``SeedreamSandbox`` renders an image per generation, which
+  would measure the server, not the client.
 
 The hook and every baseline (curl, raw ``requests``) talk to the same server in the same run.
 
@@ -23,7 +23,9 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-GENERATE_PATHS = frozenset({"/v3/seedream-4.0", "/v3/seedream-4.5"})
+from airflow_provider_seedream.specs import MODEL_SPECS
+
+GENERATE_PATHS = frozenset(spec.path for spec in MODEL_SPECS.values())
 CONTENT_TYPES = {".bmp": "image/bmp", ".png": "image/png", ".jpg": "image/jpeg"}
 
 

@@ -14,7 +14,8 @@ written by an LLM from the product's fields and a brand brief.
   because pydantic-ai's ``openai:`` speaks OpenAI's Responses API, which Novita does not serve).
   Without that connection or provider, ``write_prompt`` skips itself and ``generate`` uses
   ``PROMPT_TEMPLATE``: the DAG runs either way.
-- ``generate`` is a ``@task.seedream``. Novita limits image models in images per minute (about 10-20
+- ``generate`` is a ``@task.seedream`` on ``SEEDREAM_MODEL`` (default ``seedream-4.5``; its size,
+  2560x1440, is valid on every model). Novita limits image models in images per minute (about 10-20
   by default), so at most ``IN_FLIGHT`` generations run at once (``max_active_tis_per_dag``: nothing
   to create first). Size it from your limit: in flight = images per minute x seconds per generation
   / 60 (20 per minute at 15 s each: 5). A 429 that still happens is waited out by the hook, which
@@ -58,6 +59,7 @@ except ImportError:  # without airflow-provider-seedream[llm], the template writ
 CATALOG = Path(__file__).parent / "data" / "products.csv"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 IN_FLIGHT = int(os.environ.get("SEEDREAM_IN_FLIGHT", "4"))
+MODEL = os.environ.get("SEEDREAM_MODEL", "seedream-4.5")
 LLM_CONN_ID = os.environ.get("SEEDREAM_LLM_CONN_ID", "novita_llm")
 # Every run has a date: its logical date, or when it was triggered for a manual run without one (how
 # Airflow 3 creates them; `{{ ds }}` is undefined there). {run_id} keeps two runs of a day apart.
@@ -125,6 +127,7 @@ with DAG(
 
     # none_failed: runs after a skipped write_prompt (no LLM: the template), not after a failed one.
     @task.seedream(
+        model=MODEL,
         size="2560x1440",
         watermark=False,
         trigger_rule="none_failed",

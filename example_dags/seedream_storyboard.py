@@ -1,10 +1,11 @@
 """
-Storyboards: one request, a sequence of related images, on Seedream 4.0 and on 4.5.
+Storyboards: one request, a sequence of related images, on Seedream 4.0, 4.5 and 5.0 lite.
 
 With ``sequential_image_generation="auto"`` the model decides from the prompt how many images to
-return, up to ``max_images`` (1..15; reference images count towards 15 too). The two models take the
+return, up to ``max_images`` (1..15; reference images count towards 15 too). The models take the
 same arguments; the provider writes ``max_images`` where each model's API expects it (top level on
-4.0, ``sequential_image_generation_options`` on 4.5).
+4.0, ``sequential_image_generation_options`` on 4.5 and 5.0 lite). Sizes differ: 5.0 lite has a
+``3K`` preset and no ``4K``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ with DAG(
     params={"destination": DESTINATION},
     tags=["seedream", "example"],
 ):
-    for model, size in (("seedream-4.0", "2K"), ("seedream-4.5", "2560x1440")):
+    for model, size in (("seedream-4.0", "2K"), ("seedream-4.5", "2560x1440"), ("seedream-5.0-lite", "3K")):
         name = model.replace("seedream-", "v").replace(".", "")
         panels = SeedreamGenerateOperator(
             task_id=f"storyboard_{name}",

@@ -4,8 +4,9 @@ The whole chain: an LLM writes each product's prompt (Novita's OpenAI-compatible
 Airflow's common.ai provider), Seedream generates the image, and the image is stored. Without
 SEEDREAM_API_KEY it starts a local sandbox that serves both APIs and points the connections at it, so
 no key or network is needed; with SEEDREAM_API_KEY set it calls the real Novita API for both (and is
-billed), with the chat model SEEDREAM_LLM_MODEL (default below). Everything it writes goes under
-SEEDREAM_DEMO_DIR (default: .demo/ in the repository).
+billed), with the chat model SEEDREAM_LLM_MODEL (default below). SEEDREAM_MODEL picks the Seedream
+model (default seedream-4.5, the provider's). Everything it writes goes under SEEDREAM_DEMO_DIR
+(default: .demo/ in the repository).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def main() -> int:
     env["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json.dumps(connection)
     llm = {"conn_type": "pydanticai", "host": llm_base_url, "password": key, "extra": {"model": LLM_MODEL}}
     env["AIRFLOW_CONN_NOVITA_LLM"] = json.dumps(llm)
+    from airflow_provider_seedream.specs import DEFAULT_MODEL
+
+    print(f"Seedream model: {os.environ.get('SEEDREAM_MODEL', DEFAULT_MODEL)} (SEEDREAM_MODEL)")
     try:
         (work / "airflow-home").mkdir(parents=True, exist_ok=True)
         airflow("db", "migrate", env=env)
@@ -65,6 +69,10 @@ def main() -> int:
     finally:
         if sandbox:
             sandbox.stop()
+    if sandbox:
+        generations = sandbox.generation_requests()
+        paths = ", ".join(sorted({request.path for request in generations}))
+        print(f"The sandbox answered {len(generations)} generation(s) at {paths}.")
     summaries = sorted((assets / "marketing" / f"{logical_date:%Y-%m-%d}").glob("*/summary.csv"))
     if not summaries:
         print(f"The DAG run left no summary under {assets}: see the Airflow output above.", file=sys.stderr)

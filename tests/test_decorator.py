@@ -22,12 +22,14 @@ def test_registered_with_airflow_task():
     assert task.seedream is seedream_task
 
 
-def test_decorator_arguments_are_validated_when_the_dag_is_parsed():
+@pytest.mark.parametrize(("model", "size"), [("seedream-4.5", "1K"), ("seedream-5.0-lite", "4K")])
+def test_decorator_arguments_are_validated_when_the_dag_is_parsed(model, size):
     from airflow.providers.common.compat.sdk import DAG, task
 
-    with DAG("parse_check", schedule=None), pytest.raises(SeedreamValidationError, match="size='1K'"):
+    message = f"size='{size}' is not valid for {model}"
+    with DAG("parse_check", schedule=None), pytest.raises(SeedreamValidationError, match=message):
 
-        @task.seedream(size="1K")  # 1K is Seedream 4.0's; the default model is 4.5
+        @task.seedream(model=model, size=size)  # 1K is Seedream 4.0's, 4K not 5.0 lite's
         def poster() -> str:
             return "p"
 
@@ -50,6 +52,16 @@ def test_plain_dict_and_mapped(run_dag, connection):
     )
     assert bodies == [
         ("/v3/seedream-4.5", {"prompt": "a blue lamp", "size": "2K"}),
+        (
+            "/v3/seedream-5.0-lite",
+            {
+                "prompt": "a lamp catalog page",
+                "size": "3K",
+                "image": ["https://cdn.example.com/lamp.png"],
+                "sequential_image_generation": "auto",
+                "sequential_image_generation_options": {"max_images": 2},
+            },
+        ),
         ("/v3/seedream-4.5", {"prompt": "a poster of a teapot", "size": "2K", "watermark": False}),
         ("/v3/seedream-4.5", {"prompt": "a red lamp", "size": "2K"}),
         (
@@ -60,7 +72,8 @@ def test_plain_dict_and_mapped(run_dag, connection):
     (url,) = _xcom(dag_run, "poster")
     assert url.startswith(f"{connection.url}/files/")
     assert len(_xcom(dag_run, "storyboard")) == 3
-    assert _xcom(dag_run, "count") == 1 + 3 + 2
+    assert len(_xcom(dag_run, "lite")) == 2
+    assert _xcom(dag_run, "count") == 1 + 3 + 2 + 2
     mapped = dag_run.get_task_instances()
     names = {ti.rendered_map_index for ti in mapped if ti.task_id == "variant"}
     assert names == {"a red lamp", "a blue lamp"}

@@ -9,6 +9,7 @@ import json
 
 import pytest
 from conftest import AIRFLOW_VERSION, API_KEY, REPOSITORY, dag_bag
+from PIL import Image
 
 EXAMPLES = REPOSITORY / "example_dags"
 
@@ -142,12 +143,32 @@ def test_product_edit_inlines_the_shipped_references(run_dag, connection, assets
     assert stored.read_bytes().startswith(b"\x89PNG")
 
 
-def test_storyboard_on_both_models(run_dag, connection, assets):
+def test_storyboard_on_every_model(run_dag, connection, assets):
     dag_run = run_dag("seedream_storyboard", run_conf={"destination": assets.as_uri()})
     assert dag_run.state == "success"
     bodies = {request.path: request.body for request in connection.generation_requests()}
-    assert bodies["/v3/seedream-4.0"]["max_images"] == 4
-    assert bodies["/v3/seedream-4.5"]["sequential_image_generation_options"] == {"max_images": 4}
+    story = bodies["/v3/seedream-4.0"]["prompt"]
+    assert story.startswith("A four-panel storyboard for a bicycle commercial")
+    assert bodies == {
+        "/v3/seedream-4.0": {
+            "prompt": story,
+            "size": "2K",
+            "sequential_image_generation": "auto",
+            "max_images": 4,
+        },
+        "/v3/seedream-4.5": {
+            "prompt": story,
+            "size": "2560x1440",
+            "sequential_image_generation": "auto",
+            "sequential_image_generation_options": {"max_images": 4},
+        },
+        "/v3/seedream-5.0-lite": {
+            "prompt": story,
+            "size": "3K",
+            "sequential_image_generation": "auto",
+            "sequential_image_generation_options": {"max_images": 4},
+        },
+    }
     folder = assets / "storyboard" / run_folder(dag_run)
     names = sorted(path.name for path in folder.iterdir())
     assert names == [
@@ -155,4 +176,7 @@ def test_storyboard_on_both_models(run_dag, connection, assets):
         "v40-manifest.json",
         *(f"v45-{i}.png" for i in range(4)),
         "v45-manifest.json",
+        *(f"v50-lite-{i}.png" for i in range(4)),
+        "v50-lite-manifest.json",
     ]
+    assert Image.open(folder / "v50-lite-0.png").size == (96, 96)  # 3K: 3072x3072 at the sandbox's 1/32

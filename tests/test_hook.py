@@ -29,7 +29,7 @@ from airflow_provider_seedream.exceptions import (
     SeedreamValidationError,
 )
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
-from airflow_provider_seedream.testing import Fault
+from airflow_provider_seedream.testing import Fault, SeedreamSandbox
 
 
 def png(path, width=64, height=48):
@@ -88,6 +88,72 @@ class TestRequests:
             "max_images": 2,
         }
 
+    def test_seedream_50_lite_request_is_exactly_the_documented_one(self, connection, tmp_path):
+        reference = tmp_path / "pattern.webp"
+        Image.new("RGB", (48, 48), (200, 30, 30)).save(reference, format="WEBP")  # 4.0 takes no webp
+        urls = SeedreamHook().generate(
+            "a red bicycle on a coastal road",
+            model="seedream-5.0-lite",
+            size="3k",
+            images=["https://cdn.example.com/bike.png", str(reference)],
+            sequential_image_generation="auto",
+            max_images=2,
+            watermark=False,
+            optimize_prompt_mode="standard",
+        )
+        (request,) = connection.requests
+        assert request.path == "/v3/seedream-5.0-lite"
+        assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.body == {
+            "prompt": "a red bicycle on a coastal road",
+            "size": "3K",
+            "image": [
+                "https://cdn.example.com/bike.png",
+                "data:image/webp;base64," + base64.b64encode(reference.read_bytes()).decode(),
+            ],
+            "sequential_image_generation": "auto",
+            "sequential_image_generation_options": {"max_images": 2},
+            "watermark": False,
+            "optimize_prompt_options": {"mode": "standard"},
+        }
+        # 3K is 3072x3072; the test sandbox draws images at 1/32 of their size.
+        sizes = [Image.open(io.BytesIO(connection.image_bytes(url))).size for url in urls]
+        assert sizes == [(96, 96), (96, 96)]
+
+    @pytest.mark.parametrize(
+        ("size", "sent", "pixels"),
+        [
+            (None, None, (64, 64)),  # the API's default, 2048x2048
+            ("2K", "2K", (64, 64)),
+            ("2560x1440", "2560x1440", (80, 45)),
+            ("3072x3386", "3072x3386", (96, 106)),
+        ],
+    )
+    def test_seedream_50_lite_sizes_reach_the_api(self, connection, size, sent, pixels):
+        (url,) = SeedreamHook().generate("a lamp", model="seedream-5.0-lite", size=size)
+        (request,) = connection.requests
+        expected = {"prompt": "a lamp"} if sent is None else {"prompt": "a lamp", "size": sent}
+        assert (request.path, request.body) == ("/v3/seedream-5.0-lite", expected)
+        assert Image.open(io.BytesIO(connection.image_bytes(url))).size == pixels
+
+    def test_seedream_50_lite_takes_14_references_with_one_image(self, connection):
+        references = [f"https://cdn.example.com/{number}.png" for number in range(14)]
+        SeedreamHook().generate(
+            "a collage",
+            model="seedream-5.0-lite",
+            images=references,
+            sequential_image_generation="auto",
+            max_images=1,
+        )
+        (request,) = connection.requests
+        assert request.body == {
+            "prompt": "a collage",
+            "image": references,
+            "sequential_image_generation": "auto",
+            "sequential_image_generation_options": {"max_images": 1},
+        }
+
     @pytest.mark.parametrize("style", ["image_url", "url"])
     def test_object_items_are_read(self, connection, style):
         connection.item_style = style
@@ -137,6 +203,69 @@ class TestNothingInvalidIsSent:
     def test_refused_before_any_request(self, connection, arguments, message):
         with pytest.raises(SeedreamValidationError, match=message):
             SeedreamHook().generate("p", **arguments)
+        assert connection.requests == []
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            (
+                {"size": "1K"},
+                (
+                    "size='1K' is not valid for seedream-5.0-lite: use one of 2K, 3K, or WIDTHxHEIGHT with "
+                    "total pixels 3,686,400..10,404,496 and aspect ratio 1/16..16"
+                ),
+            ),
+            (
+                {"size": "4K"},
+                (
+                    "size='4K' is not valid for seedream-5.0-lite: use one of 2K, 3K, or WIDTHxHEIGHT with "
+                    "total pixels 3,686,400..10,404,496 and aspect ratio 1/16..16"
+                ),
+            ),
+            (
+                {"size": "4096x4096"},
+                (
+                    "size='4096x4096': total pixels 16,777,216 are outside 3,686,400..10,404,496 for "
+                    "seedream-5.0-lite"
+                ),
+            ),
+            (
+                {"size": "1920x1080"},
+                (
+                    "size='1920x1080': total pixels 2,073,600 are outside 3,686,400..10,404,496 for "
+                    "seedream-5.0-lite"
+                ),
+            ),
+            ({"images": ["https://x/a.png"] * 15}, "images: 15 references; seedream-5.0-lite takes 1..14"),
+            (
+                {"images": ["https://x/a.png"] * 14, "sequential_image_generation": "auto", "max_images": 2},
+                (
+                    "max_images=2 with 14 references: references plus generated images may not exceed 15 for "
+                    "seedream-5.0-lite, so max_images can be at most 1"
+                ),
+            ),
+            (
+                {"sequential_image_generation": "auto", "max_images": 16},
+                "max_images=16 is outside 1..15 for seedream-5.0-lite",
+            ),
+            (
+                {"optimize_prompt_mode": "fast"},
+                "optimize_prompt_mode='fast' is not supported by seedream-5.0-lite; choose one of standard",
+            ),
+            (
+                {"sequential_image_generation": "storyboard"},
+                (
+                    "sequential_image_generation='storyboard' is not supported by seedream-5.0-lite; "
+                    "choose one of auto, disabled"
+                ),
+            ),
+            ({"images": []}, "images=[]: give 1 or more references"),
+        ],
+    )
+    def test_seedream_50_lite_rules_are_checked_before_any_request(self, connection, arguments, message):
+        with pytest.raises(SeedreamValidationError) as info:
+            SeedreamHook().generate("p", model="seedream-5.0-lite", **arguments)
+        assert message in str(info.value)
         assert connection.requests == []
 
     def test_directory_reference_is_refused(self, connection, tmp_path):
@@ -365,10 +494,31 @@ class TestConnection:
 
     def test_test_connection_accepts_a_good_key_without_generating(self, connection):
         ok, message = SeedreamHook().test_connection()
-        assert ok, message
-        (request,) = connection.requests
-        assert request.body == {}
+        accepted = "seedream-4.0, seedream-4.5, seedream-5.0-lite"
+        assert (ok, message) == (
+            True,
+            f"Connected to {connection.url}; the API key was accepted for {accepted}.",
+        )
+        assert [(request.path, request.body) for request in connection.requests] == [
+            ("/v3/seedream-4.0", {}),
+            ("/v3/seedream-4.5", {}),
+            ("/v3/seedream-5.0-lite", {}),
+        ]
         assert connection._images == {}  # nothing was generated
+
+    def test_test_connection_names_a_model_the_key_may_not_use(self, monkeypatch):
+        with SeedreamSandbox(API_KEY, allowed_models={"seedream-4.0", "seedream-4.5"}) as sandbox:
+            monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url))
+            ok, message = SeedreamHook().test_connection()
+            with pytest.raises(SeedreamAuthError, match="403 API_NOT_ALLOWED"):
+                SeedreamHook().generate("p", model="seedream-5.0-lite")
+        assert ok
+        assert message == (
+            f"Connected to {sandbox.url}; the API key was accepted for seedream-4.0, seedream-4.5, and "
+            "refused for seedream-5.0-lite: Seedream API error 403 API_NOT_ALLOWED: this API key may not "
+            "use seedream-5.0-lite"
+        )
+        assert len(sandbox.generation_requests()) == 4  # three probes, one refused generation: no retry
 
     def test_test_connection_reports_a_bad_key(self, sandbox, monkeypatch):
         monkeypatch.setenv(
@@ -428,8 +578,8 @@ class TestSecrets:
 
 
 def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
-    """Seedream 5.0-lite, say: a new preset, other limits, renamed and nested fields; one ModelSpec, and
-    the validation, the payload, the hook and the sandbox all follow, with no code change elsewhere."""
+    """A fictional model: a new preset, other limits, renamed and nested fields; one ModelSpec, and the
+    validation, the payload, the hook and the sandbox all follow, with no code change elsewhere."""
     from fractions import Fraction
 
     from PIL import Image
@@ -437,8 +587,8 @@ def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
     from airflow_provider_seedream.specs import MODEL_SPECS, ModelSpec, ReferenceLimits, body_fields
 
     spec = ModelSpec(
-        name="seedream-5.0-lite",
-        path="/v3/seedream-5.0-lite",
+        name="seedream-9.0-fictional",
+        path="/v3/seedream-9.0-fictional",
         fields=body_fields(
             prompt=("text",),
             images=("reference_images",),
@@ -463,7 +613,7 @@ def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
         max_images=6,
     )
     (request,) = connection.requests
-    assert request.path == "/v3/seedream-5.0-lite"
+    assert request.path == "/v3/seedream-9.0-fictional"
     assert request.body == {
         "text": "p",
         "size": "8K-wide",
@@ -474,11 +624,11 @@ def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
     # The sandbox draws the new preset at its pixel size (scaled by 1/32).
     assert Image.open(io.BytesIO(connection.image_bytes(urls[0]))).size == (256, 64)
     for arguments, message in [
-        ({"images": ["https://x.example/a.png"] * 5}, r"5 references; seedream-5\.0-lite takes 1\.\.4"),
+        ({"images": ["https://x.example/a.png"] * 5}, r"5 references; seedream-9\.0-fictional takes 1\.\.4"),
         ({"sequential_image_generation": "auto", "max_images": 7}, r"max_images=7 is outside 1\.\.6"),
         ({"images": ["https://x.example/a.png"] * 3, "max_images": 6}, "may not exceed 8"),
         ({"size": "1K"}, r"use one of 2K, 8K-wide"),
-        ({"watermark": False}, "watermark=False: seedream-5.0-lite has no such parameter"),
+        ({"watermark": False}, "watermark=False: seedream-9.0-fictional has no such parameter"),
         ({"sequential_image_generation": "loop"}, "choose one of auto, disabled, storyboard"),
     ]:
         with pytest.raises(SeedreamValidationError, match=message):

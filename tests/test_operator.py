@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import API_KEY, REPOSITORY, json_connection
+from PIL import Image
 
 from airflow_provider_seedream.exceptions import SeedreamAuthError, SeedreamValidationError
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
@@ -14,6 +17,12 @@ class TestConstruction:
     def test_literal_arguments_are_validated_when_built(self):
         with pytest.raises(SeedreamValidationError, match=r"size='1K' is not valid for seedream-4\.5"):
             SeedreamGenerateOperator(task_id="gen", prompt="p", size="1K")
+
+    def test_seedream_50_lite_is_validated_when_built(self):
+        SeedreamGenerateOperator(task_id="gen", prompt="p", model="seedream-5.0-lite", size="3K")
+        message = "size='4K' is not valid for seedream-5.0-lite: use one of 2K, 3K, or WIDTHxHEIGHT"
+        with pytest.raises(SeedreamValidationError, match=message):
+            SeedreamGenerateOperator(task_id="gen", prompt="p", model="seedream-5.0-lite", size="4K")
 
     def test_literal_references_are_classified_when_built(self):
         with pytest.raises(SeedreamValidationError, match="unsupported scheme 'ftp'"):
@@ -89,10 +98,18 @@ class TestDagRuns:
             "max_images": 3,
             "watermark": False,
         }
+        assert bodies["/v3/seedream-5.0-lite"] == {
+            "prompt": "a red bicycle on a 3K poster",
+            "size": "3K",
+            "image": ["https://cdn.example.com/bike.png"],
+            "optimize_prompt_options": {"mode": "standard"},
+        }
         urls = _xcom(dag_run, "gen")
         assert isinstance(urls, list) and len(urls) == 1 and urls[0].startswith(f"{connection.url}/files/")
         assert len(_xcom(dag_run, "gen_40")) == 3
-        assert _xcom(dag_run, "count") == 4
+        (lite,) = _xcom(dag_run, "gen_50_lite")
+        assert Image.open(io.BytesIO(connection.image_bytes(lite))).size == (96, 96)  # 3072x3072 at 1/32
+        assert _xcom(dag_run, "count") == 5
 
     def test_mapped_over_prompts(self, run_dag, connection, tmp_path):
         dag_run = run_dag("seedream_mapped_test", run_conf={"destination": str(tmp_path)})
@@ -121,6 +138,19 @@ class TestDagRuns:
         assert connection.requests == []
         assert dag_run.get_task_instance("gen").try_number == 1  # no retries spent on a hopeless request
         assert failure_logged("size='1K' is not valid for seedream-4.5", SeedreamValidationError)
+
+    def test_templated_model_is_validated_before_sending(self, run_dag, connection, failure_logged):
+        dag_run = run_dag(
+            "seedream_failure_test", run_conf={"model": "seedream-5.0-lite", "size": "4096x4096"}
+        )
+        assert dag_run.state == "failed"
+        assert connection.requests == []
+        assert dag_run.get_task_instance("gen").try_number == 1
+        message = (
+            "size='4096x4096': total pixels 16,777,216 are outside 3,686,400..10,404,496 for "
+            "seedream-5.0-lite"
+        )
+        assert failure_logged(message, SeedreamValidationError)
 
     def test_auth_failure_does_not_spend_retries(self, run_dag, sandbox, monkeypatch, logs, failure_logged):
         monkeypatch.setenv(

@@ -99,9 +99,11 @@ class TestPayloads:
 
 class TestRules:
     def test_unknown_model(self):
-        assert "model='seedream-3.0' is not supported; choose one of seedream-4.0, seedream-4.5" in refused(
-            model="seedream-3.0", prompt="p"
+        message = (
+            "model='seedream-3.0' is not supported; choose one of seedream-4.0, seedream-4.5, "
+            "seedream-5.0-lite"
         )
+        assert message in refused(model="seedream-3.0", prompt="p")
 
     @pytest.mark.parametrize("prompt", ["", "   "])
     def test_prompt_is_required(self, prompt):
@@ -124,6 +126,12 @@ class TestRules:
             ("seedream-4.5", "4096x4096"),
             ("seedream-4.0", "4096x256"),
             ("seedream-4.5", "7680x480"),
+            ("seedream-5.0-lite", "2K"),
+            ("seedream-5.0-lite", "3K"),
+            ("seedream-5.0-lite", "2560x1440"),  # 3,686,400 pixels, the lowest
+            ("seedream-5.0-lite", "3072x3386"),  # 10,401,792: the page's 3072x3072x1.1025 is 10,404,495.36
+            ("seedream-5.0-lite", "7680x480"),
+            ("seedream-5.0-lite", "480x7680"),
         ],
     )
     def test_sizes_at_the_documented_limits_pass(self, model, size):
@@ -152,6 +160,26 @@ class TestRules:
             ("seedream-4.5", "480x7700", "aspect ratio 24/385 is outside 1/16..16"),
             ("seedream-4.0", "0x2048", "width and height must be positive"),
             ("seedream-4.0", "2048 by 2048", "size='2048 by 2048' is not valid"),
+            (
+                "seedream-5.0-lite",
+                "4K",
+                (
+                    "size='4K' is not valid for seedream-5.0-lite: use one of 2K, 3K, or WIDTHxHEIGHT "
+                    "with total pixels 3,686,400..10,404,496 and aspect ratio 1/16..16"
+                ),
+            ),
+            ("seedream-5.0-lite", "1K", "size='1K' is not valid for seedream-5.0-lite"),
+            (
+                "seedream-5.0-lite",
+                "3072x3387",
+                "size='3072x3387': total pixels 10,404,864 are outside 3,686,400..10,404,496",
+            ),
+            ("seedream-5.0-lite", "2559x1440", "total pixels 3,684,960 are outside 3,686,400..10,404,496"),
+            (
+                "seedream-5.0-lite",
+                "480x7700",
+                "aspect ratio 24/385 is outside 1/16..16 for seedream-5.0-lite",
+            ),
         ],
     )
     def test_bad_sizes_name_value_and_range(self, model, size, message):
@@ -179,7 +207,9 @@ class TestRules:
             build_request(prompt="p", max_images=3)
         assert "no effect unless sequential_image_generation='auto'" in caplog.text
 
-    @pytest.mark.parametrize(("model", "limit"), [("seedream-4.0", 10), ("seedream-4.5", 14)])
+    @pytest.mark.parametrize(
+        ("model", "limit"), [("seedream-4.0", 10), ("seedream-4.5", 14), ("seedream-5.0-lite", 14)]
+    )
     def test_reference_count(self, model, limit):
         build_request(model=model, prompt="p", images=["https://x/1.png"] * limit)
         assert f"{limit + 1} references; {model} takes 1..{limit}" in refused(
@@ -276,11 +306,24 @@ class TestReferenceContent:
             inline_image(too_big, MODEL_SPECS["seedream-4.0"], "r")
         inline_image(too_big, MODEL_SPECS["seedream-4.5"], "r")  # 4.5 documents no byte limit
 
-    @pytest.mark.parametrize("fmt", ["WEBP", "BMP", "TIFF", "GIF", "JPEG", "PNG"])
-    def test_seedream_45_takes_all_documented_formats(self, fmt):
-        assert inline_image(image_bytes(32, 32, fmt), MODEL_SPECS["seedream-4.5"], "r").startswith(
-            "data:image/"
-        )
+    @pytest.mark.parametrize("model", ["seedream-4.5", "seedream-5.0-lite"])
+    @pytest.mark.parametrize(
+        ("fmt", "media_type"),
+        [
+            ("WEBP", "webp"),
+            ("BMP", "bmp"),
+            ("TIFF", "tiff"),
+            ("GIF", "gif"),
+            ("JPEG", "jpeg"),
+            ("PNG", "png"),
+        ],
+    )
+    def test_seedream_45_and_50_lite_take_all_documented_formats(self, model, fmt, media_type):
+        data = image_bytes(32, 32, fmt)
+        assert inline_image(data, MODEL_SPECS[model], "r") == data_uri(data, f"image/{media_type}")
+
+    def test_seedream_50_lite_documents_no_byte_limit(self):
+        inline_image(image_bytes(64, 64) + b"\0" * (10 * 1024 * 1024), MODEL_SPECS["seedream-5.0-lite"], "r")
 
     def test_data_uri_must_decode_and_match_its_declared_format(self):
         spec = MODEL_SPECS["seedream-4.5"]

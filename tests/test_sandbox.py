@@ -45,6 +45,27 @@ class TestValidation:
                 "seedream-4.0",
                 "the content is not an image",
             ),
+            (
+                {"prompt": "p", "size": "4K"},
+                "seedream-5.0-lite",
+                "size='4K' is not valid for seedream-5.0-lite",
+            ),
+            (
+                {"prompt": "p", "size": "1K"},
+                "seedream-5.0-lite",
+                "size='1K' is not valid for seedream-5.0-lite",
+            ),
+            (
+                {"prompt": "p", "size": "1920x1080"},
+                "seedream-5.0-lite",
+                "total pixels 2,073,600 are outside 3,686,400..10,404,496",
+            ),
+            ({"prompt": "p", "images": ["https://x/a.png"]}, "seedream-5.0-lite", "unknown fields"),
+            (
+                {"prompt": "p", "image": ["https://x/a.png"] * 15},
+                "seedream-5.0-lite",
+                "15 references; seedream-5.0-lite takes 1..14",
+            ),
         ],
     )
     def test_invalid_bodies_get_400_with_the_contracts_message(self, sandbox, body, model, message):
@@ -52,6 +73,20 @@ class TestValidation:
         assert response.status_code == 400
         assert response.json()["reason"] == "INVALID_REQUEST_BODY"
         assert message in response.json()["message"]
+
+    def test_seedream_50_lite_3k_is_served_at_3072x3072(self):
+        with SeedreamSandbox(API_KEY) as sandbox:  # full size: what the API would send
+            response = post(sandbox, {"prompt": "a 3K poster", "size": "3K"}, "seedream-5.0-lite")
+            (url,) = response.json()["images"]
+            image = Image.open(io.BytesIO(requests.get(url, timeout=30).content))
+        assert (response.status_code, image.format, image.size) == (200, "PNG", (3072, 3072))
+
+    def test_a_model_the_key_may_not_use_is_refused(self):
+        with SeedreamSandbox(API_KEY, allowed_models={"seedream-4.5"}) as sandbox:
+            refused = post(sandbox, {"prompt": "p"}, "seedream-5.0-lite")
+            allowed = post(sandbox, {"prompt": "p"}, "seedream-4.5")
+        assert (refused.status_code, refused.json()["reason"]) == (403, "API_NOT_ALLOWED")
+        assert allowed.status_code == 200 and sandbox.stats.generations == 1
 
     def test_keys(self, sandbox):
         assert post(sandbox, {"prompt": "p"}, headers={}).json()["reason"] == "MISSING_API_KEY"
@@ -402,16 +437,16 @@ def test_standalone_server():
         assert process.wait(timeout=10) == 0
 
 
-def test_demo_script_end_to_end(tmp_path):
+@pytest.mark.parametrize("model", [None, "seedream-5.0-lite"])
+def test_demo_script_end_to_end(tmp_path, model):
     """`make demo` after its venv bootstrap: the marketing example run by the Airflow CLI, its prompts
-    written by the sandbox's LLM endpoint through the common.ai provider."""
+    written by the sandbox's LLM endpoint through the common.ai provider; SEEDREAM_MODEL switches the
+    Seedream model."""
     pytest.importorskip("airflow.providers.common.ai", reason="needs airflow-provider-seedream[llm]")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AIRFLOW") and key != "SEEDREAM_API_KEY"
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "SEEDREAM_"))}
     env["SEEDREAM_DEMO_DIR"] = str(tmp_path)
+    if model:
+        env["SEEDREAM_MODEL"] = model
     result = subprocess.run(
         [sys.executable, "scripts/demo.py"],
         env=env,
@@ -422,6 +457,9 @@ def test_demo_script_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "using the local Seedream sandbox" in result.stdout
+    expected = model or "seedream-4.5"
+    assert f"Seedream model: {expected} (SEEDREAM_MODEL)" in result.stdout
+    assert f"The sandbox answered 4 generation(s) at /v3/{expected}." in result.stdout
     images = sorted((tmp_path / "assets" / "marketing").rglob("*.png"))
     assert len(images) == 4 and all(Image.open(path).size == (2560, 1440) for path in images)
     (summary,) = (tmp_path / "assets").rglob("summary.csv")

@@ -341,35 +341,51 @@ class SeedreamHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """
-        Check the base URL and key without generating (or billing) anything.
+        Check the base URL and the key, for every model, without generating (or billing) anything.
 
-        It posts an empty JSON object to the Seedream 4.5 endpoint. Without a prompt the API cannot
-        generate, so it answers 400 once it has accepted the key, and 401/403 (or a key-related
-        reason) when it has not. No retries are made, and redirects are not followed.
+        It posts an empty JSON object to each model's endpoint. Without a prompt the API cannot
+        generate, so an endpoint answers 400 once it has accepted the key, and 401/403 (or a
+        key-related reason) when it has not; an account can be refused some models only (403
+        ``API_NOT_ALLOWED``). The test passes when the key is accepted for at least one model, and its
+        message names every model the key was refused for. No retries are made, and redirects are not
+        followed.
         """
+        accepted, refused = [], {}
+        for spec in MODEL_SPECS.values():
+            try:
+                problem = self._probe(spec.path)
+            except SeedreamError as err:  # no answer, or bad extras: every endpoint would say the same
+                return False, str(err)
+            if problem is None:
+                accepted.append(spec.name)
+            else:
+                refused[spec.name] = problem
+        refusals = "; ".join(f"{name}: {problem}" for name, problem in refused.items())
+        if not accepted:
+            reasons = set(refused.values())
+            return False, reasons.pop() if len(reasons) == 1 else refusals
+        message = f"Connected to {self.base_url}; the API key was accepted for {', '.join(accepted)}"
+        return True, f"{message}, and refused for {refusals}" if refused else f"{message}."
+
+    def _probe(self, path: str) -> str | None:
+        """Post ``{}`` to one endpoint: ``None`` when it accepted the key, else what it answered."""
+        settings = self.settings
+        timeouts = (settings.connect_timeout, min(settings.read_timeout, ERROR_BODY_SECONDS))
         try:
-            settings = self.settings
-            read_timeout = min(settings.read_timeout, ERROR_BODY_SECONDS)
             response = self._session.post(
-                f"{self.base_url}{MODEL_SPECS[DEFAULT_MODEL].path}",
-                json={},
-                timeout=(settings.connect_timeout, read_timeout),
-                stream=True,
-                allow_redirects=False,
+                f"{self.base_url}{path}", json={}, timeout=timeouts, stream=True, allow_redirects=False
             )
         except requests.RequestException as err:
-            return False, str(transport_error(err, self.base_url, (settings.connect_timeout, read_timeout)))
-        except SeedreamError as err:
-            return False, str(err)
+            raise transport_error(err, self.base_url, timeouts) from None
         with response:
             body = redact_text(
-                read_error_body(response, read_timeout).decode("utf-8", "replace"), self._secrets
+                read_error_body(response, timeouts[1]).decode("utf-8", "replace"), self._secrets
             )
         location = redact_url(response.headers.get("Location", "")) or None
         error = api_error(response.status_code, body.encode(), location=location)
         if response.ok or (response.status_code == 400 and not isinstance(error, SeedreamAuthError)):
-            return True, f"Connected to {self.base_url}; the API key was accepted."
-        return False, str(error)
+            return None
+        return str(error)
 
     def _resolve_references(self, request: GenerateRequest) -> list[str]:
         """URLs as given; data URIs checked; files read, checked by content and inlined."""

@@ -95,7 +95,7 @@ def _without_retries_if_hopeless(err: SeedreamError) -> Exception:
 
 class SeedreamGenerateOperator(BaseOperator):
     """
-    Generate images with Seedream 4.0 or 4.5 and return their URLs (XCom), in the API's order.
+    Generate images with a Seedream model and return their URLs (XCom), in the API's order.
 
     Every rule the API documents is checked before a request is sent: literal arguments when the
     operator is built (so a broken DAG fails at parse time), templated ones after rendering.
@@ -109,14 +109,16 @@ class SeedreamGenerateOperator(BaseOperator):
     billed (unless ``retry_possibly_billed``).
 
     :param prompt: what to generate (templated).
-    :param model: ``seedream-4.5`` (default) or ``seedream-4.0``.
-    :param size: ``1K``/``2K``/``4K`` (4.0), ``2K``/``4K`` (4.5), or ``WIDTHxHEIGHT`` (templated).
+    :param model: a key of ``specs.MODEL_SPECS`` (default ``seedream-4.5``); the README's parameter
+        table lists them (templated).
+    :param size: one of the model's presets (``2K``, ``4K``...) or ``WIDTHxHEIGHT``; the README's
+        parameter table gives each model's (templated).
     :param images: reference images: http(s) URLs, data URIs, local paths, object-storage URIs or
         ``ObjectStoragePath`` objects (templated). Files are checked and inlined as data URIs.
     :param sequential_image_generation: ``auto`` (the model may return several images) or ``disabled``.
     :param max_images: 1..15, with ``sequential_image_generation="auto"``; references plus images <= 15.
     :param watermark: add the "AI generated" watermark (API default: true).
-    :param optimize_prompt_mode: ``standard`` (Seedream 4.5 only).
+    :param optimize_prompt_mode: ``standard``, on the models that have it (not 4.0).
     :param seedream_conn_id: the ``seedream`` connection holding the API key.
     :param read_timeout: seconds to wait for the generation's answer (default: the connection's
         ``read_timeout``). ``request_timeout`` is its former name.

@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -135,6 +136,8 @@ class SeedreamSandbox:
     :param link_faults: how the links of every generation behave unless
         :meth:`links_of_next_generation` says otherwise (``LinkFault(ready_after=5)``: links 404 for 5 s).
     :param log: print one line per request (method, path, status) to stdout.
+    :param allowed_models: the models the key may use (``None``: all); the others answer 403
+        ``API_NOT_ALLOWED``, as Novita answers an account without access to a model.
     """
 
     def __init__(
@@ -150,8 +153,10 @@ class SeedreamSandbox:
         latency: float = 0.0,
         link_faults: LinkFault | None = None,
         log: bool = False,
+        allowed_models: Collection[str] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.allowed_models = allowed_models
         self._host = host
         self.image_scale = image_scale
         self.auto_images = auto_images
@@ -546,6 +551,8 @@ def _handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
             model = next((spec.name for spec in MODEL_SPECS.values() if spec.path == path), None)
             if model is None:
                 return self._error(404, "NOT_FOUND", f"no such endpoint: {path}")
+            if sandbox.allowed_models is not None and model not in sandbox.allowed_models:
+                return self._error(403, "API_NOT_ALLOWED", f"this API key may not use {model}")
             if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
                 return self._error(400, "INVALID_REQUEST_BODY", "Content-Type must be application/json")
             status, document, headers = sandbox._generate(model, body)

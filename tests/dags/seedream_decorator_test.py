@@ -21,11 +21,25 @@ with DAG("seedream_decorator_test", schedule=None, start_date=START, params={"pr
     def variant(colour: str, product: str) -> str:
         return f"a {colour} {product}"
 
-    @task
-    def count(posters: list[str], boards: list[str], variants) -> int:
-        return len(posters) + len(boards) + sum(len(urls) for urls in variants)
+    @task.seedream(model="seedream-5.0-lite", size="3K")
+    def lite(product: str) -> dict:
+        return {
+            "prompt": f"a {product} catalog page",
+            "images": ["https://cdn.example.com/lamp.png"],
+            "sequential_image_generation": "auto",
+            "max_images": 2,
+        }
 
-    count(poster(), storyboard(3), variant.partial(product="lamp").expand(colour=["red", "blue"]))
+    @task
+    def count(posters: list[str], boards: list[str], variants, lites: list[str]) -> int:
+        return len(posters) + len(boards) + sum(len(urls) for urls in variants) + len(lites)
+
+    count(
+        poster(),
+        storyboard(3),
+        variant.partial(product="lamp").expand(colour=["red", "blue"]),
+        lite("lamp"),
+    )
 
 with DAG("seedream_decorator_failure_test", schedule=None, start_date=START, params={"returned": "42"}):
 

@@ -1,4 +1,4 @@
-"""Failures: a templated size that renders invalid, and API errors, with retries configured."""
+"""Failures: a templated model and size that render invalid, and API errors, with retries configured."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ with DAG(
     "seedream_failure_test",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    params={"size": "2K"},
+    params={"size": "2K", "model": "seedream-4.5"},
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=0)},
 ):
-    SeedreamGenerateOperator(task_id="gen", prompt="a red bicycle", size="{{ params.size }}")
+    SeedreamGenerateOperator(
+        task_id="gen", prompt="a red bicycle", model="{{ params.model }}", size="{{ params.size }}"
+    )

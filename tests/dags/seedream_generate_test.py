@@ -1,4 +1,4 @@
-"""The README's DAG, both models: generation results go downstream over XCom."""
+"""The README's DAG, every model: generation results go downstream over XCom."""
 
 from __future__ import annotations
 
@@ -24,10 +24,18 @@ with DAG("seedream_generate_test", schedule=None, start_date=pendulum.datetime(2
         max_images=3,
         watermark=False,
     )
+    gen_50_lite = SeedreamGenerateOperator(
+        task_id="gen_50_lite",
+        model="seedream-5.0-lite",
+        prompt="a red bicycle on a 3K poster",
+        size="3K",
+        images=["https://cdn.example.com/bike.png"],
+        optimize_prompt_mode="standard",
+    )
 
     @task
-    def count(urls: list[str], more: list[str]) -> int:
+    def count(urls: list[str], more: list[str], lite: list[str]) -> int:
         logging.getLogger("airflow.task").info("links received: %s", urls)
-        return len(urls) + len(more)
+        return len(urls) + len(more) + len(lite)
 
-    count(gen.output, gen_40.output)
+    count(gen.output, gen_40.output, gen_50_lite.output)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from PIL import Image
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY))
@@ -596,10 +597,46 @@ def check_waits(deployment: Deployment) -> None:
         step(f"{dag_id}: waited for the links and stored the image")
 
 
+def check_seedream_50_lite(deployment: Deployment) -> None:
+    """One Seedream 5.0 lite generation at 3K through the scheduler, stored by the download operator."""
+    dag_id = "seedream_deploy_lite"
+    deployment.unpause(dag_id)
+    destination = deployment.assets / "deploy-lite"
+    before = len(deployment.sandbox.generation_requests())
+    run_id = deployment.trigger(dag_id, conf={"destination": destination.as_uri()})
+    deployment.wait_for_run(dag_id, run_id, 120)
+    sent = [
+        request.body
+        for request in deployment.sandbox.generation_requests()[before:]
+        if request.path == "/v3/seedream-5.0-lite"
+    ]
+    expected = {
+        "prompt": "a 3K poster of a lighthouse, on seedream 5.0 lite",
+        "size": "3K",
+        "watermark": False,
+    }
+    if sent != [expected]:
+        raise Failure(f"{dag_id}: the sandbox received {sent} at /v3/seedream-5.0-lite, not one {expected}")
+    (manifest,) = (destination / "lite").rglob("*manifest.json")
+    (entry,) = json.loads(manifest.read_text())["images"]
+    stored = Path(entry["location"].removeprefix("file://"))
+    with Image.open(stored) as image:
+        size = image.size
+    if size != (192, 192):  # 3K is 3072x3072; the deployment's sandbox draws at 1/16
+        raise Failure(f"{dag_id}: the stored 3K image is {size}, not 192x192 (3072x3072 at 1/16)")
+    step(f"{dag_id}: one POST to /v3/seedream-5.0-lite with the documented body, 3K stored at {size}")
+
+
 def check_connections(deployment: Deployment) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"
     cases = [
-        ("good key", deployment.sandbox.url, API_KEY, True, "API key was accepted"),
+        (
+            "good key",
+            deployment.sandbox.url,
+            API_KEY,
+            True,
+            "API key was accepted for seedream-4.0, seedream-4.5, seedream-5.0-lite.",
+        ),
         ("bad key", deployment.sandbox.url, "sk-wrong-key-123456", False, "INVALID_API_KEY"),
         ("unreachable host", unreachable, API_KEY, False, "connection refused"),
     ]
@@ -728,11 +765,13 @@ def main() -> int:
                 "seedream_product_edit",
                 "seedream_storyboard",
                 "seedream_deploy_load",
+                "seedream_deploy_lite",
                 REVIEW_DAG,
             ]
         )
         check_connections(deployment)
         check_waits(deployment)
+        check_seedream_50_lite(deployment)
         check_examples(deployment)
         check_review(deployment)
         check_s3(deployment)

@@ -1,5 +1,6 @@
 """DAGs that only the deployment tier (make test-deploy) runs: waits through the real triggerer and in
-reschedule mode, a scheduled DAG, and a mapped load of generations against a rate-limited sandbox."""
+reschedule mode, a Seedream 5.0 lite generation, and a mapped load of generations against a
+rate-limited sandbox."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ for dag_id, wait in WAITS:
             timeout=120,
             **wait,
         )
+
+LITE_PROMPT = "a 3K poster of a lighthouse, on seedream 5.0 lite"
+
+with DAG("seedream_deploy_lite", schedule=None, start_date=START, params={"destination": DESTINATION}):
+    lite = SeedreamGenerateOperator(
+        task_id="gen", model="seedream-5.0-lite", prompt=LITE_PROMPT, size="3K", watermark=False
+    )
+    SeedreamDownloadOperator(task_id="store", urls=lite.output, destination="{{ params.destination }}/lite")
 
 with DAG(
     "seedream_deploy_load",
