@@ -71,7 +71,7 @@ def stream_image(
         if response.status_code != 200:
             error_body = read_error_body(response, min(read_timeout, ERROR_BODY_SECONDS))
             raise link_failure(response.status_code, error_body, url, not_ready_statuses)
-        body = _ImageBody(response, where, max_bytes, deadline, read_timeout)
+        body = _ImageBody(response, where, max_bytes, deadline)
         info = read_image_info(body.head)
         if info is None:
             raise SeedreamDownloadError(
@@ -112,7 +112,6 @@ class _ImageBody:
         where: str,
         max_bytes: int | None,
         deadline: float,
-        read_timeout: float,
     ) -> None:
         self._where, self._max_bytes = where, max_bytes
         declared = _declared_length(response)
@@ -120,7 +119,7 @@ class _ImageBody:
             raise SeedreamDownloadError(
                 f"{where} is {declared:,} bytes, over max_bytes={max_bytes:,}", retryable=False
             )
-        self._chunks = iter_body(response, limit=max_bytes, deadline=deadline, read_timeout=read_timeout)
+        self._chunks = iter_body(response, limit=max_bytes, deadline=deadline)
         self.size = 0
         self.broke = False
         """Whether the body failed (cut off, too large, too slow) while it was being stored."""

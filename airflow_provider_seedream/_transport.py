@@ -46,25 +46,19 @@ class BodyError(Exception):
         self.too_large = too_large
 
 
-def iter_body(
-    response: requests.Response, *, limit: int | None, deadline: float, read_timeout: float
-) -> Iterator[bytes]:
+def iter_body(response: requests.Response, *, limit: int | None, deadline: float) -> Iterator[bytes]:
     """The decoded body of a streamed response, in pieces as they arrive.
 
     Raises :class:`BodyError` past ``limit`` decoded bytes (so a gzip bomb is stopped, not inflated),
     past ``deadline`` (``time.monotonic()``; a server dripping a byte a second is cut off there, not
     only when one read stalls), or when the body breaks off or does not decode. ``read1`` returns as
-    soon as any bytes arrive, and each read's socket timeout is cut to the time left, which a plain
-    ``iter_content`` cannot do: it blocks until a whole chunk is in."""
+    soon as any bytes arrive, which a plain ``iter_content`` cannot do: it blocks until a whole chunk
+    is in. One read waits at most the request's read timeout, which callers cap at their deadline."""
     raw = response.raw
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
     size = 0
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if deadline <= time.monotonic():
             raise _late(size)
-        if sock is not None:
-            sock.settimeout(min(remaining, read_timeout))
         try:
             chunk = raw.read1(READ_CHUNK_BYTES, decode_content=True)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as err:
@@ -83,20 +77,17 @@ def _late(size: int) -> BodyError:
     return BodyError(f"the body did not arrive in time ({size:,} bytes so far)")
 
 
-def read_body(
-    response: requests.Response, *, limit: int | None, deadline: float, read_timeout: float
-) -> bytes:
-    return b"".join(iter_body(response, limit=limit, deadline=deadline, read_timeout=read_timeout))
+def read_body(response: requests.Response, *, limit: int | None, deadline: float) -> bytes:
+    return b"".join(iter_body(response, limit=limit, deadline=deadline))
 
 
-def read_error_body(response: requests.Response, read_timeout: float) -> bytes:
-    """The start of an error body, for classifying and quoting it: what arrives within the limits."""
+def read_error_body(response: requests.Response, seconds: float) -> bytes:
+    """The start of an error body, for classifying and quoting it: what arrives within ``seconds``
+    and the size limit."""
     pieces: list[bytes] = []
     size = 0
     try:
-        for chunk in iter_body(
-            response, limit=None, deadline=time.monotonic() + read_timeout, read_timeout=read_timeout
-        ):
+        for chunk in iter_body(response, limit=None, deadline=time.monotonic() + seconds):
             pieces.append(chunk[: ERROR_BODY_LIMIT - size])
             size += len(pieces[-1])
             if size >= ERROR_BODY_LIMIT:

@@ -197,7 +197,7 @@ def parse_error_body(body: bytes) -> tuple[str | None, str]:
     text = body.decode("utf-8", errors="replace")
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return None, text.strip() or "(empty body)"
     if isinstance(document, dict):
         inner = document.get("error")

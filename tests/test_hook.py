@@ -634,3 +634,31 @@ def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
         with pytest.raises(SeedreamValidationError, match=message):
             SeedreamHook().generate("p", model=spec.name, **arguments)
     assert len(connection.requests) == 1
+
+
+def test_one_hook_serves_twenty_threads(connection, tmp_path):
+    """What parallel_downloads does with four, and a user's thread pool in a @task with more: one hook,
+    20 threads x 5 rounds of generate and download, with rate limits mixed in."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rate_limited = {"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": "slow down"}
+    connection.fail_next(429, rate_limited, {"Retry-After": "0"}, times=10)
+    hook = SeedreamHook()
+
+    def rounds(thread: int) -> list[tuple[str, str]]:
+        stored = []
+        for round_ in range(5):
+            (url,) = hook.generate(f"thread {thread} round {round_}")
+            stored.append((url, hook.download(url, tmp_path / f"{thread}-{round_}.{{ext}}")))
+        return stored
+
+    with ThreadPoolExecutor(20) as pool:
+        results = [pair for stored in pool.map(rounds, range(20)) for pair in stored]
+    assert len(results) == 100
+    assert len(connection.generation_requests()) == 100 + 10  # each generation once, plus the 429s
+    prompts = sorted(request.body["prompt"] for request in connection.generation_requests())
+    assert len(set(prompts)) == 100
+    for url, location in results:
+        with open(location, "rb") as handle:
+            assert handle.read() == connection.image_bytes(url)
+        assert connection.downloads_of(url) == 1

@@ -328,6 +328,17 @@ class TestBoundedReads:
             SeedreamHook().generate("p")
 
     @pytest.mark.parametrize(
+        ("status", "kind"),
+        [(200, SeedreamResponseError), (500, SeedreamGatewayError), (400, SeedreamBadRequestError)],
+    )
+    def test_json_nested_100000_deep_is_typed(self, hostile_server, status, kind):
+        deep = b'{"images": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        hostile_server.answer(hostile.status(status, deep, {"Content-Type": "application/json"}))
+        with pytest.raises(kind):
+            SeedreamHook().generate("p")
+        assert hostile_server.count("POST") == 1
+
+    @pytest.mark.parametrize(
         ("images", "message"),
         [
             (

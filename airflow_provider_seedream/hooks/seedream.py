@@ -8,6 +8,7 @@ retry policy to ``_transport``, the answer to ``response``, downloads to ``_down
 from __future__ import annotations
 
 import os
+import threading
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,20 @@ class PreparedGeneration:
 
     def __init__(self, request: GenerateRequest, body: dict[str, Any]) -> None:
         self.request, self.body = request, body
+
+
+class _ThreadSessions(threading.local):
+    """One pair of HTTP sessions per thread: a ``requests.Session`` is not safe to share between
+    threads, and one hook serves several (``parallel_downloads``, a user's thread pool)."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self.api = requests.Session()
+        """The API's: JSON, with the key."""
+        self.api.headers["Content-Type"] = "application/json"
+        if api_key:
+            self.api.headers["Authorization"] = f"Bearer {api_key}"
+        self.links = requests.Session()
+        """Image links are presigned: they must never receive the API key."""
 
 
 class SeedreamHook(BaseHook):
@@ -143,16 +158,12 @@ class SeedreamHook(BaseHook):
         return ConnectionSettings.from_extra(self._connection.extra_dejson, self.seedream_conn_id)
 
     def get_conn(self) -> requests.Session:
-        """The hook's one HTTP session, authenticated with the connection's key."""
-        return self._session
+        """The calling thread's HTTP session for the API, authenticated with the connection's key."""
+        return self._sessions.api
 
     @cached_property
-    def _session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers["Content-Type"] = "application/json"
-        if self._connection.password:
-            session.headers["Authorization"] = f"Bearer {self._connection.password}"
-        return session
+    def _sessions(self) -> _ThreadSessions:
+        return _ThreadSessions(self._connection.password)
 
     def generate(
         self,
@@ -253,7 +264,7 @@ class SeedreamHook(BaseHook):
         302 would turn into a GET whose answer is no generation."""
         started = time.monotonic()
         try:
-            response = self._session.post(
+            response = self._sessions.api.post(
                 url, json=body, timeout=timeouts, stream=True, allow_redirects=False
             )
         except requests.RequestException as err:
@@ -263,10 +274,7 @@ class SeedreamHook(BaseHook):
             if 200 <= status < 300:
                 try:
                     content = read_body(
-                        response,
-                        limit=GENERATION_RESPONSE_LIMIT,
-                        deadline=time.monotonic() + timeouts[1],
-                        read_timeout=timeouts[1],
+                        response, limit=GENERATION_RESPONSE_LIMIT, deadline=time.monotonic() + timeouts[1]
                     )
                 except BodyError as err:
                     raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
@@ -319,7 +327,7 @@ class SeedreamHook(BaseHook):
         mask_signatures([url])
         settings = self.settings
         image, target = stream_image(
-            self._download_session,
+            self._sessions.links,
             url,
             path,
             destination=destination,
@@ -333,11 +341,6 @@ class SeedreamHook(BaseHook):
         get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
         self.log.info("Stored %s (%d bytes) at %s", redact_url(url), image.bytes, image.location)
         return image
-
-    @cached_property
-    def _download_session(self) -> requests.Session:
-        """Image links are presigned: they must never receive the API key."""
-        return requests.Session()
 
     def test_connection(self) -> tuple[bool, str]:
         """
@@ -372,7 +375,7 @@ class SeedreamHook(BaseHook):
         settings = self.settings
         timeouts = (settings.connect_timeout, min(settings.read_timeout, ERROR_BODY_SECONDS))
         try:
-            response = self._session.post(
+            response = self._sessions.api.post(
                 f"{self.base_url}{path}", json={}, timeout=timeouts, stream=True, allow_redirects=False
             )
         except requests.RequestException as err:
