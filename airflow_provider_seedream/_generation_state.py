@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow_provider_seedream.exceptions import SeedreamError, SeedreamPossiblyBilledError
 from airflow_provider_seedream.links import link_expiry
 
 STATE_KEY = "seedream_generation"
@@ -37,17 +38,18 @@ class GenerationState:
         """Written before the request leaves: a try killed while waiting leaves this behind."""
         self._write(SENT)
 
-    def mark_possibly_billed(self, error: str) -> None:
-        self._write(POSSIBLY_BILLED, error=error)
+    def record_failure(self, error: SeedreamError) -> None:
+        """After a failed send. A failure that may have been billed is kept, so that no later try pays
+        again without the opt-in; any other says nothing was generated, so the next try may send."""
+        if isinstance(error, SeedreamPossiblyBilledError):
+            self._write(POSSIBLY_BILLED, error=str(error))
+        else:
+            self._store.delete(STATE_KEY)
 
     def mark_generated(self, urls: list[str]) -> None:
         now = datetime.now(timezone.utc)
         usable_until = min(link_expiry(url, now) for url in urls)
         self._write(GENERATED, urls=urls, usable_until=usable_until.isoformat())
-
-    def forget(self) -> None:
-        """Nothing was billed (refused before or by the API): the next try may send freely."""
-        self._store.delete(STATE_KEY)
 
     def _write(self, status: str, **fields: Any) -> None:
         record = {"status": status, "try_number": self._try_number, "at": _now(), **fields}

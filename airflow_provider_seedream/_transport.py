@@ -1,9 +1,9 @@
 """HTTP exchanges with the API and with image links: bounded reads, and what a failure means for billing.
 
-Two rules live here. Every body is read within a byte limit and an overall deadline, whatever the
-server does (drip, lie about its length, compress a bomb). And a failed generation is classified by
-what the server may already have done, not by exception class: :func:`hook_may_resend` is the one
-place that decides whether a request may be sent again.
+Every body is read within a byte limit and an overall deadline, whatever the server does (drip, lie
+about its length, compress a bomb), and a failure with no HTTP answer is classified by what the
+server may already have done (:func:`transport_error`); ``exceptions.may_retry`` then decides
+whether a request may be sent again.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from airflow_provider_seedream._redact import redact_url
 from airflow_provider_seedream.connection import ConnectionSettings
 from airflow_provider_seedream.exceptions import (
     SeedreamConnectionError,
+    SeedreamConnectionLostError,
     SeedreamError,
-    SeedreamPossiblyBilledError,
     SeedreamRateLimitError,
-    SeedreamServerError,
     SeedreamTimeoutError,
 )
 
@@ -95,17 +94,6 @@ def read_error_body(response: requests.Response, seconds: float) -> bytes:
     except BodyError:
         pass  # a broken error body is still an error; quote what came
     return b"".join(pieces)
-
-
-def hook_may_resend(error: SeedreamError, *, retry_possibly_billed: bool) -> bool:
-    """Whether the hook may send a generation again after ``error``: the billing classification.
-
-    Safe: the request never left (could not connect), or the API said it did not take it (429, a
-    prompt 503). Anything after the request left the machine may already be billed, and is sent
-    again only when the user opted in."""
-    if isinstance(error, SeedreamPossiblyBilledError):
-        return retry_possibly_billed
-    return isinstance(error, (SeedreamConnectionError, SeedreamRateLimitError, SeedreamServerError))
 
 
 class RetryBudget:
@@ -178,7 +166,7 @@ def transport_error(err: requests.RequestException, url: str, timeout: tuple[flo
         return SeedreamConnectionError(
             f"Could not connect to {where}: {describe_cause(err)}; nothing was sent"
         )
-    return SeedreamTimeoutError(
+    return SeedreamConnectionLostError(
         f"The connection to {where} broke after the request was sent ({describe_cause(err)})"
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from airflow_provider_seedream.exceptions import SeedreamValidationError
 
@@ -71,8 +71,7 @@ class ConnectionSettings(BaseModel):
         False,
         title="Retry possibly billed requests",
         description="Send a generation again after a failure that came after it was sent (read timeout, "
-        "broken answer, 500/502/504): it may already be generating and billed, so this can bill twice. "
-        "Formerly retry_on_read_timeout, which still works.",
+        "broken answer, 500/502/504): it may already be generating and billed, so this can bill twice.",
     )
 
     @field_validator(
@@ -83,14 +82,6 @@ class ConnectionSettings(BaseModel):
         if not math.isfinite(value):
             raise ValueError("must be a finite number of seconds")
         return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_opt_in(cls, data: Any) -> Any:
-        """``retry_on_read_timeout`` was the opt-in's name when it covered read timeouts only."""
-        if isinstance(data, dict) and "retry_possibly_billed" not in data and "retry_on_read_timeout" in data:
-            return {**data, "retry_possibly_billed": data["retry_on_read_timeout"]}
-        return data
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any], conn_id: str = DEFAULT_CONN_ID) -> ConnectionSettings:

@@ -1,35 +1,36 @@
 """
-Every error this provider raises, in one hierarchy a DAG author can act on.
+Every error this provider raises, in one hierarchy a DAG author can act on, split first by what the
+failure may have cost: nothing can be caught as a class that also holds failures that may have been
+billed, so ``except SeedreamAPIError: retry()`` never pays twice.
 
-Our exception hierarchy:
+Our exception hierarchy (billed: was a generation paid for?):
 
 * SeedreamError
-  + SeedreamValidationError       -- refused before any request: nothing was sent or billed.
-  + SeedreamAPIError              -- the API answered with an error (``status``, ``reason``, ``message``).
-    - SeedreamAuthError           -- 401/403, or a key the API refused: fix the connection.
-    - SeedreamBadRequestError     -- 400/404/422, or a redirect: the request itself is wrong.
-      · SeedreamContentPolicyError  -- the prompt or a reference image was refused by moderation.
-      · SeedreamBillingError        -- the account has no balance left.
-    - SeedreamRateLimitError      -- 429: images-per-minute limit (``retry_after`` when the API said).
-    - SeedreamServerError         -- 503: the service is overloaded and did not take the request.
-  + SeedreamTransportError        -- no HTTP answer at all.
-    - SeedreamConnectionError     -- could not connect; the request was never sent.
-  + SeedreamPossiblyBilledError   -- the request left this machine and no usable answer came back:
-    |                                the generation may have run and been billed. Never sent again
-    |                                without the ``retry_possibly_billed`` opt-in.
-    - SeedreamTimeoutError        -- sent, then no answer in time or the connection broke
-                                     (also a SeedreamTransportError).
-    - SeedreamResponseError       -- a 2xx that is not the documented ``{"images": [...]}``, or whose
-                                     body broke off (also a SeedreamAPIError).
-    - SeedreamGatewayError        -- 500/502/504, or a 503 after a long wait: the API behind the
-                                     gateway may still be generating (also a SeedreamServerError).
-  + SeedreamDownloadError         -- fetching or storing a generated image failed.
-    - SeedreamLinkNotReadyError   -- the link does not answer yet (a sensor keeps waiting).
-    - SeedreamLinkExpiredError    -- the presigned link expired: generate the image again.
+  + SeedreamValidationError       no     refused before any request was sent.
+  + SeedreamAPIError              no     the API answered with an error and generated nothing
+    |                                    (``status``, ``reason``, ``message``).
+    - SeedreamAuthError           no     401/403, or a key the API refused: fix the connection.
+    - SeedreamBadRequestError     no     400/404/422, or a redirect: the request itself is wrong.
+      · SeedreamContentPolicyError  no   the prompt or a reference image was refused by moderation.
+      · SeedreamBillingError        no   the account has no balance left.
+    - SeedreamRateLimitError      no     429: images-per-minute limit (``retry_after`` when given).
+    - SeedreamServerError         no     503 answered at once: overloaded, the request not taken.
+  + SeedreamConnectionError       no     could not connect: the request was never sent.
+  + SeedreamPossiblyBilledError   maybe  the request left this machine and no usable answer came
+    |                                    back. Never sent again without ``retry_possibly_billed``.
+    - SeedreamTimeoutError        maybe  sent, and no answer within the read timeout.
+    - SeedreamConnectionLostError maybe  sent, then the connection broke before an answer.
+    - SeedreamGatewayError        maybe  500/502/504, or a 503 after a long wait: the API behind the
+    |                                    gateway may still be generating (``status``, ``reason``...).
+    - SeedreamResponseError       yes    a 2xx that is not the documented ``{"images": [...]}``, or
+                                         whose body broke off: the generation ran.
+  + SeedreamDownloadError         no     fetching or storing a generated image failed; ``retryable``
+    |                                    says whether the cause can pass (a full disk, a broken body).
+    - SeedreamLinkNotReadyError   no     the link does not answer yet (a sensor keeps waiting).
+    - SeedreamLinkExpiredError    no     the presigned link expired: only a new generation helps.
 
-``retryable`` tells whether running the same task again can succeed without risking a second bill;
-the operators turn errors that cannot into ``AirflowFailException`` so that they do not spend the
-task's retries.
+:func:`may_retry` is the one billing rule: whether the hook may send a generation again, and whether
+a task may spend a retry on a failure. Operators fail without retries when it says no.
 
 This module imports nothing from Airflow, so the request layer stays usable on its own.
 """
@@ -44,6 +45,7 @@ __all__ = [
     "SeedreamBadRequestError",
     "SeedreamBillingError",
     "SeedreamConnectionError",
+    "SeedreamConnectionLostError",
     "SeedreamContentPolicyError",
     "SeedreamDownloadError",
     "SeedreamError",
@@ -55,8 +57,8 @@ __all__ = [
     "SeedreamResponseError",
     "SeedreamServerError",
     "SeedreamTimeoutError",
-    "SeedreamTransportError",
     "SeedreamValidationError",
+    "may_retry",
 ]
 
 MESSAGE_LIMIT = 500
@@ -74,20 +76,20 @@ def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
+def _answer(status: int, reason: str | None, message: str) -> str:
+    return f"Seedream API error {status}{f' {reason}' if reason else ''}: {message}"
+
+
 class SeedreamError(Exception):
     """Base class of every error raised by this provider."""
-
-    retryable: bool = True
 
 
 class SeedreamValidationError(SeedreamError, ValueError):
     """A request broke a documented rule; it was refused before anything was sent."""
 
-    retryable = False
-
 
 class SeedreamAPIError(SeedreamError):
-    """The API answered with an error status."""
+    """The API answered with an error status and generated nothing."""
 
     def __init__(self, status: int, reason: str | None, message: str) -> None:
         self.status = status
@@ -96,20 +98,15 @@ class SeedreamAPIError(SeedreamError):
         super().__init__(self.status, self.reason, self.message)
 
     def __str__(self) -> str:
-        reason = f" {self.reason}" if self.reason else ""
-        return f"Seedream API error {self.status}{reason}: {self.message}"
+        return _answer(self.status, self.reason, self.message)
 
 
 class SeedreamAuthError(SeedreamAPIError):
     """The API key is missing, wrong, or not allowed to use this model."""
 
-    retryable = False
-
 
 class SeedreamBadRequestError(SeedreamAPIError):
     """The API refused the request as invalid; sending it again cannot succeed."""
-
-    retryable = False
 
 
 class SeedreamContentPolicyError(SeedreamBadRequestError):
@@ -129,44 +126,56 @@ class SeedreamRateLimitError(SeedreamAPIError):
 
 
 class SeedreamServerError(SeedreamAPIError):
-    """The service refused the request for now (503, overloaded): it was not processed."""
+    """The service refused the request for now (a prompt 503, overloaded): it was not processed."""
 
 
-class SeedreamTransportError(SeedreamError):
-    """No HTTP answer was received."""
-
-
-class SeedreamConnectionError(SeedreamTransportError):
+class SeedreamConnectionError(SeedreamError):
     """The connection could not be made; the request was never sent."""
 
 
 class SeedreamPossiblyBilledError(SeedreamError):
     """The request left this machine and no usable answer came back: the generation may have run,
     and been billed. Sending it again could pay twice, so neither the hook nor a task retry does that
-    unless ``retry_possibly_billed`` is set."""
+    unless ``retry_possibly_billed`` is set. ``status`` and ``reason`` are the answer's, when one came."""
 
-    retryable = False
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = truncate(message)
+        super().__init__(self.message)
 
     def __str__(self) -> str:
-        return f"{super().__str__()}; {POSSIBLY_BILLED_NOTE}"
+        said = self.message if self.status is None else _answer(self.status, self.reason, self.message)
+        return f"{said}; {POSSIBLY_BILLED_NOTE}"
 
 
-class SeedreamTimeoutError(SeedreamPossiblyBilledError, SeedreamTransportError):
-    """The request was sent, then no answer came in time or the connection broke."""
+class SeedreamTimeoutError(SeedreamPossiblyBilledError):
+    """The request was sent, and no answer came within the read timeout."""
 
 
-class SeedreamResponseError(SeedreamPossiblyBilledError, SeedreamAPIError):
-    """A success status whose body is not the documented ``{"images": [...]}``, or broke off: the
-    generation ran and was billed, but its links could not be read."""
+class SeedreamConnectionLostError(SeedreamPossiblyBilledError):
+    """The request was sent, then the connection broke before an answer came."""
 
 
-class SeedreamGatewayError(SeedreamPossiblyBilledError, SeedreamServerError):
+class SeedreamGatewayError(SeedreamPossiblyBilledError):
     """500/502/504, or a 503 after a long wait: the server or a gateway failed while the request was
     being handled, and the API behind it may still be generating."""
 
+    def __init__(self, status: int, reason: str | None, message: str) -> None:
+        super().__init__(message, status=status, reason=reason)
+
+
+class SeedreamResponseError(SeedreamPossiblyBilledError):
+    """A success status whose body is not the documented ``{"images": [...]}``, or broke off: the
+    generation ran and was billed, but its links could not be read."""
+
+    def __init__(self, status: int, reason: str | None, message: str) -> None:
+        super().__init__(message, status=status, reason=reason)
+
 
 class SeedreamDownloadError(SeedreamError):
-    """A generated image could not be fetched or stored."""
+    """A generated image could not be fetched or stored; ``retryable`` tells whether the cause can
+    pass (a broken body, a full disk) or not (not an image, too large, a name outside the destination)."""
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
@@ -182,6 +191,23 @@ class SeedreamLinkExpiredError(SeedreamDownloadError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+_NOTHING_BILLED_AND_MAY_PASS = (SeedreamConnectionError, SeedreamRateLimitError, SeedreamServerError)
+
+
+def may_retry(error: BaseException, *, retry_possibly_billed: bool = False) -> bool:
+    """Whether trying again after ``error`` can succeed without risking a second bill: the one rule for
+    the hook's retry loop (sending a generation again) and for the operators (spending a task retry).
+
+    Yes: the request never left (could not connect), the API said it did not take it (429, a prompt
+    503), or a download failed for a cause that can pass. Only with ``retry_possibly_billed``: anything
+    after a generation left this machine. No: everything else (invalid, refused, expired)."""
+    if isinstance(error, SeedreamPossiblyBilledError):
+        return retry_possibly_billed
+    if isinstance(error, SeedreamDownloadError):
+        return error.retryable
+    return isinstance(error, _NOTHING_BILLED_AND_MAY_PASS)
 
 
 _AUTH_REASONS = frozenset({"INVALID_API_KEY", "MISSING_API_KEY", "API_NOT_ALLOWED", "NEED_REAL_NAME_VERIFY"})
@@ -222,7 +248,7 @@ def api_error(
     *,
     elapsed: float = 0.0,
     location: str | None = None,
-) -> SeedreamAPIError:
+) -> SeedreamAPIError | SeedreamPossiblyBilledError:
     """The exception type a DAG author can act on, for an error status and its body.
 
     This is the billing classification of answers: only 429 and a prompt 503 say the request was not

@@ -92,8 +92,7 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Send a generation again after a failure that came "
                         "after it was sent (read timeout, broken answer, "
                         "500/502/504): it may already be generating and "
-                        "billed, so this can bill twice. Formerly "
-                        "retry_on_read_timeout, which still works.",
+                        "billed, so this can bill twice.",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
                 },

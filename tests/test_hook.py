@@ -19,6 +19,7 @@ from airflow_provider_seedream.exceptions import (
     SeedreamBadRequestError,
     SeedreamBillingError,
     SeedreamConnectionError,
+    SeedreamConnectionLostError,
     SeedreamContentPolicyError,
     SeedreamGatewayError,
     SeedreamPossiblyBilledError,
@@ -27,6 +28,7 @@ from airflow_provider_seedream.exceptions import (
     SeedreamServerError,
     SeedreamTimeoutError,
     SeedreamValidationError,
+    may_retry,
 )
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.testing import Fault, SeedreamSandbox
@@ -336,13 +338,13 @@ class TestErrors:
         with pytest.raises(kind, match=text) as info:
             SeedreamHook().generate("p")
         assert info.value.status == status
-        assert info.value.retryable is False
+        assert not may_retry(info.value, retry_possibly_billed=True)
         assert len(connection.requests) == 1
 
     def test_gateway_html_is_truncated(self, connection):
         page = b"<html><body>" + b"Bad gateway " * 400 + b"</body></html>"
         connection.fail_next(502, page)
-        with pytest.raises(SeedreamServerError) as info:
+        with pytest.raises(SeedreamGatewayError) as info:
             SeedreamHook().generate("p")
         assert info.value.status == 502
         assert len(info.value.message) < 600 and "more characters]" in info.value.message
@@ -378,7 +380,7 @@ class TestRetries:
         connection.fail_next(status, times=4)
         with pytest.raises(SeedreamGatewayError, match=f"{status}.*may have run and been billed") as info:
             SeedreamHook().generate("p")
-        assert isinstance(info.value, SeedreamPossiblyBilledError) and not info.value.retryable
+        assert isinstance(info.value, SeedreamPossiblyBilledError) and not may_retry(info.value)
         assert len(connection.requests) == 1
 
     def test_server_failures_after_sending_are_retried_when_opted_in(self, connection):
@@ -431,7 +433,7 @@ class TestRetries:
         started = time.monotonic()
         with pytest.raises(SeedreamRateLimitError) as info:
             SeedreamHook().generate("p")
-        assert info.value.retry_after == 0 and info.value.retryable
+        assert info.value.retry_after == 0 and may_retry(info.value)
         assert len(sandbox.requests) == 3  # waits of at least 1 s each (never a busy loop), 2 s in all
         assert 2 <= time.monotonic() - started < 4
 
@@ -463,17 +465,17 @@ class TestRetries:
             match=r"within 0\.5 s; the request was sent, so the generation may have run and been billed",
         ) as info:
             SeedreamHook().generate("p")
-        assert info.value.retryable is False
+        assert not may_retry(info.value)
         assert len(sandbox.requests) == 1
 
     def test_read_timeout_is_retried_when_opted_in(self, connection):
         connection.inject(Fault(delay=1.5))
-        urls = SeedreamHook().generate("p", timeout=0.5, retry_on_read_timeout=True)
+        urls = SeedreamHook().generate("p", read_timeout=0.5, retry_possibly_billed=True)
         assert len(urls) == 1 and len(connection.requests) == 2
 
     def test_connection_dropped_after_sending_is_not_retried(self, connection):
         connection.inject(Fault(drop=True))
-        with pytest.raises(SeedreamTimeoutError, match="broke after the request was sent"):
+        with pytest.raises(SeedreamConnectionLostError, match="broke after the request was sent"):
             SeedreamHook().generate("p")
         assert len(connection.requests) == 1
 

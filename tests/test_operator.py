@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -152,16 +153,25 @@ class TestDagRuns:
         )
         assert failure_logged(message, SeedreamValidationError)
 
-    def test_auth_failure_does_not_spend_retries(self, run_dag, sandbox, monkeypatch, logs, failure_logged):
+    def test_auth_failure_does_not_spend_retries(
+        self, run_dag, sandbox, monkeypatch, logs, failure_logged, tmp_path
+    ):
         monkeypatch.setenv(
             "AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(sandbox.url, password="sk-revoked-key-42")
         )
-        dag_run = run_dag("seedream_failure_test")
+        seen = tmp_path / "callback.json"
+        dag_run = run_dag("seedream_failure_test", run_conf={"callback_file": str(seen)})
         assert dag_run.state == "failed"
         assert len(sandbox.requests) == 1
         assert failure_logged("Seedream API error 401 INVALID_API_KEY", SeedreamAuthError)
         output = logs()
         assert "sk-revoked-key-42" not in output
+        # The failure callback is handed the typed error: in the message, and as the cause.
+        assert json.loads(seen.read_text()) == {
+            "type": "AirflowFailException",
+            "message": "SeedreamAuthError: Seedream API error 401 INVALID_API_KEY: invalid API key",
+            "cause": "SeedreamAuthError",
+        }
 
     def test_server_errors_spend_retries(self, run_dag, connection):
         connection.fail_next(503, times=4)  # exhausts the hook's retries once; the task's retry succeeds

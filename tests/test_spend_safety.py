@@ -19,18 +19,25 @@ from conftest import AIRFLOW_VERSION, API_KEY, json_connection
 from PIL import Image
 
 from airflow_provider_seedream.exceptions import (
+    SeedreamAPIError,
+    SeedreamAuthError,
     SeedreamBadRequestError,
+    SeedreamBillingError,
     SeedreamConnectionError,
+    SeedreamConnectionLostError,
+    SeedreamContentPolicyError,
     SeedreamDownloadError,
     SeedreamError,
     SeedreamGatewayError,
     SeedreamLinkExpiredError,
+    SeedreamLinkNotReadyError,
     SeedreamPossiblyBilledError,
     SeedreamRateLimitError,
     SeedreamResponseError,
     SeedreamServerError,
     SeedreamTimeoutError,
     SeedreamValidationError,
+    may_retry,
 )
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.testing import Fault, LinkFault
@@ -79,7 +86,7 @@ class TestBillingClassification:
         hostile_server.answer(*(AFTER_SENDING[fault]() for _ in range(5)))
         with pytest.raises(SeedreamPossiblyBilledError, match="may have run and been billed") as info:
             SeedreamHook().generate("p")
-        assert info.value.retryable is False
+        assert not may_retry(info.value)
         assert hostile_server.count("POST") == 1
 
     @pytest.mark.parametrize("fault", ["200 cut short of its Content-Length", "502"])
@@ -91,7 +98,7 @@ class TestBillingClassification:
     def test_the_former_opt_in_name_still_works(self, hostile_server, monkeypatch):
         monkeypatch.setenv(
             "AIRFLOW_CONN_SEEDREAM_DEFAULT",
-            json_connection(hostile_server.url, extra={"retry_on_read_timeout": True, "backoff_seconds": 0}),
+            json_connection(hostile_server.url, extra={"retry_possibly_billed": True, "backoff_seconds": 0}),
         )
         hostile_server.answer(hostile.bad_gzip(), hostile.json_answer(200, ONE_LINK))
         assert SeedreamHook().generate("p") == ONE_LINK["images"]
@@ -101,7 +108,7 @@ class TestBillingClassification:
         hostile_server.answer(hostile.silence(3))
         started = time.monotonic()
         with pytest.raises(SeedreamTimeoutError, match=r"within 0\.5 s"):
-            SeedreamHook().generate("p", timeout=0.5)
+            SeedreamHook().generate("p", read_timeout=0.5)
         assert time.monotonic() - started < 2.5
         assert hostile_server.count("POST") == 1
 
@@ -127,25 +134,62 @@ class TestBillingClassification:
         late = api_error(503, b"gateway gave up", elapsed=OVERLOAD_ANSWER_SECONDS + 1)
         assert isinstance(late, SeedreamGatewayError) and isinstance(late, SeedreamPossiblyBilledError)
 
-    def test_classification_function(self):
-        from airflow_provider_seedream._transport import hook_may_resend
+    @pytest.mark.parametrize(
+        ("error", "without_opt_in", "with_opt_in"),
+        [
+            (SeedreamValidationError("bad"), False, False),
+            (SeedreamAuthError(401, "INVALID_API_KEY", "bad key"), False, False),
+            (SeedreamBadRequestError(400, "INVALID_REQUEST_BODY", "bad"), False, False),
+            (SeedreamContentPolicyError(400, "ILLEGAL_PROMPT", "refused"), False, False),
+            (SeedreamBillingError(400, "BILLING_BALANCE_NOT_ENOUGH", "empty"), False, False),
+            (SeedreamRateLimitError(429, "RATE_LIMIT_EXCEEDED", "slow", 2.0), True, True),
+            (SeedreamServerError(503, None, "busy"), True, True),
+            (SeedreamConnectionError("refused"), True, True),
+            (SeedreamTimeoutError("no answer"), False, True),
+            (SeedreamConnectionLostError("reset"), False, True),
+            (SeedreamGatewayError(504, None, "gateway"), False, True),
+            (SeedreamResponseError(200, "INCOMPLETE_BODY", "cut"), False, True),
+            (SeedreamDownloadError("broke off"), True, True),
+            (SeedreamDownloadError("not an image", retryable=False), False, False),
+            (SeedreamLinkNotReadyError("404"), True, True),
+            (SeedreamLinkExpiredError("expired"), False, False),
+            (ValueError("not ours"), False, False),
+        ],
+        ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+    )
+    def test_the_billing_rule_over_every_failure_kind(self, error, without_opt_in, with_opt_in):
+        assert may_retry(error) is without_opt_in
+        assert may_retry(error, retry_possibly_billed=True) is with_opt_in
 
-        never_sent = SeedreamConnectionError("refused")
-        rate_limited = SeedreamRateLimitError(429, None, "slow", None)
-        overloaded = SeedreamServerError(503, None, "busy")
-        possibly_billed = [
-            SeedreamTimeoutError("no answer"),
-            SeedreamResponseError(200, "INCOMPLETE_BODY", "cut"),
-            SeedreamGatewayError(504, None, "gateway"),
+    def test_no_possibly_billed_failure_can_be_caught_as_a_safe_one(self):
+        """``except SeedreamAPIError: retry()`` and its like never catch a failure that may have been
+        billed: the tree splits on billing first."""
+        import inspect
+
+        from airflow_provider_seedream import exceptions
+
+        classes = [
+            value
+            for _, value in inspect.getmembers(exceptions, inspect.isclass)
+            if issubclass(value, SeedreamError)
         ]
-        final = [SeedreamBadRequestError(400, None, "bad"), SeedreamValidationError("bad")]
-        for error in (never_sent, rate_limited, overloaded):
-            assert hook_may_resend(error, retry_possibly_billed=False)
-        for error in possibly_billed:
-            assert not hook_may_resend(error, retry_possibly_billed=False)
-            assert hook_may_resend(error, retry_possibly_billed=True)
-        for error in final:
-            assert not hook_may_resend(error, retry_possibly_billed=True)
+        billed = [kind for kind in classes if issubclass(kind, SeedreamPossiblyBilledError)]
+        assert {kind.__name__ for kind in billed} == {
+            "SeedreamPossiblyBilledError",
+            "SeedreamTimeoutError",
+            "SeedreamConnectionLostError",
+            "SeedreamGatewayError",
+            "SeedreamResponseError",
+        }
+        safe = [
+            SeedreamAPIError,
+            SeedreamServerError,
+            SeedreamRateLimitError,
+            SeedreamConnectionError,
+            SeedreamDownloadError,
+        ]
+        for kind in billed:
+            assert [ancestor for ancestor in kind.__mro__ if ancestor in safe] == []
 
     @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
     def test_redirects_are_not_followed(self, hostile_server, code):
@@ -319,7 +363,7 @@ class TestBoundedReads:
         )
         started = time.monotonic()
         with pytest.raises(SeedreamResponseError, match="did not arrive in time"):
-            SeedreamHook().generate("p", timeout=1)
+            SeedreamHook().generate("p", read_timeout=1)
         assert time.monotonic() - started < 3
 
     def test_json_too_deep_is_a_response_error(self, hostile_server):
@@ -740,5 +784,5 @@ class TestInput:
 def test_every_error_is_a_seedream_error():
     import airflow_provider_seedream.exceptions as exceptions
 
-    for name in exceptions.__all__:
-        assert issubclass(getattr(exceptions, name), SeedreamError)
+    kinds = [getattr(exceptions, name) for name in exceptions.__all__ if name != "may_retry"]
+    assert len(kinds) == 18 and all(issubclass(kind, SeedreamError) for kind in kinds)

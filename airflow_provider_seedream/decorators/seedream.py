@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import (
     SET_DURING_EXECUTION,
-    AirflowFailException,
     DecoratedOperator,
     TaskDecorator,
     context_merge,
@@ -17,7 +16,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_seedream.exceptions import SeedreamValidationError
-from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator, task_failure
 from airflow_provider_seedream.request import GENERATION_PARAMETERS
 
 if TYPE_CHECKING:
@@ -81,9 +80,8 @@ class _SeedreamDecoratedOperator(DecoratedOperator, SeedreamGenerateOperator):
         )
         try:
             arguments = generation_arguments(returned)
-        except SeedreamValidationError as err:
-            # The same function returns the same wrong thing on a retry.
-            raise AirflowFailException(str(err)) from err
+        except SeedreamValidationError as err:  # the same function returns the same thing on a retry
+            raise task_failure(err) from err
         for name, value in arguments.items():
             setattr(self, name, value)
         return SeedreamGenerateOperator.execute(self, context)

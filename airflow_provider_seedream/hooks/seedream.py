@@ -23,7 +23,6 @@ from airflow_provider_seedream._transport import (
     GENERATION_RESPONSE_LIMIT,
     BodyError,
     RetryBudget,
-    hook_may_resend,
     read_body,
     read_error_body,
     retry_after,
@@ -41,6 +40,7 @@ from airflow_provider_seedream.exceptions import (
     SeedreamResponseError,
     SeedreamValidationError,
     api_error,
+    may_retry,
 )
 from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.request import (
@@ -89,8 +89,7 @@ class SeedreamHook(BaseHook):
     The API key is the connection's password. The host is the API base URL: empty means
     ``https://api.novita.ai``; ``http://127.0.0.1:8080`` is used as given; a bare host name means https.
     Extras (all optional): ``connect_timeout``, ``read_timeout``, ``max_retries``, ``backoff_seconds``,
-    ``max_backoff_seconds``, ``rate_limit_wait_seconds``, ``retry_possibly_billed`` (formerly
-    ``retry_on_read_timeout``).
+    ``max_backoff_seconds``, ``rate_limit_wait_seconds``, ``retry_possibly_billed``.
 
     :param seedream_conn_id: the Airflow connection of type ``seedream`` to use.
     """
@@ -157,6 +156,13 @@ class SeedreamHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         return ConnectionSettings.from_extra(self._connection.extra_dejson, self.seedream_conn_id)
 
+    def possibly_billed_opt_in(self, retry_possibly_billed: bool | None) -> bool:
+        """Whether a generation may be sent again after a failure that may have been billed: the task's
+        or caller's ``retry_possibly_billed`` when set, else the connection's (off by default)."""
+        if retry_possibly_billed is None:
+            return self.settings.retry_possibly_billed
+        return retry_possibly_billed
+
     def get_conn(self) -> requests.Session:
         """The calling thread's HTTP session for the API, authenticated with the connection's key."""
         return self._sessions.api
@@ -178,8 +184,6 @@ class SeedreamHook(BaseHook):
         optimize_prompt_mode: str | None = None,
         read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
-        timeout: float | None = None,
-        retry_on_read_timeout: bool | None = None,
     ) -> list[str]:
         """
         Generate images and return their URLs, in the order the API gave them.
@@ -192,8 +196,6 @@ class SeedreamHook(BaseHook):
         :param retry_possibly_billed: send the request again after a failure that came after it left
             this machine (read timeout, broken answer, 500/502/504). The API may already be generating,
             so this can bill twice (default: the connection's, off).
-        :param timeout: the former name of ``read_timeout``.
-        :param retry_on_read_timeout: the former name of ``retry_possibly_billed``.
         :raises SeedreamValidationError: the request breaks a documented rule; nothing was sent.
         :raises SeedreamPossiblyBilledError: the request was sent and no usable answer came back.
         :raises SeedreamAPIError: the API answered with an error, after any retries.
@@ -202,11 +204,7 @@ class SeedreamHook(BaseHook):
         given = locals()
         prepared = self.prepare_generation(**{name: given[name] for name in GENERATION_PARAMETERS})
         return self.send_generation(
-            prepared,
-            read_timeout=read_timeout if read_timeout is not None else timeout,
-            retry_possibly_billed=retry_possibly_billed
-            if retry_possibly_billed is not None
-            else retry_on_read_timeout,
+            prepared, read_timeout=read_timeout, retry_possibly_billed=retry_possibly_billed
         )
 
     def prepare_generation(self, **parameters: Any) -> PreparedGeneration:
@@ -225,7 +223,7 @@ class SeedreamHook(BaseHook):
         """Send a prepared generation and return its image URLs; :meth:`generate` describes the
         parameters and errors. Each link's signature is registered with Airflow's secret masker."""
         settings = self.settings
-        opt_in = settings.retry_possibly_billed if retry_possibly_billed is None else retry_possibly_billed
+        opt_in = self.possibly_billed_opt_in(retry_possibly_billed)
         read = read_timeout if read_timeout is not None else settings.read_timeout
         timeouts = (settings.connect_timeout, read)
         request = prepared.request
@@ -239,7 +237,7 @@ class SeedreamHook(BaseHook):
                 urls = self._post_generation(url, prepared.body, timeouts, request.spec.max_total_images)
                 break
             except SeedreamError as err:
-                if not hook_may_resend(err, retry_possibly_billed=opt_in) or budget.spent(err):
+                if not may_retry(err, retry_possibly_billed=opt_in) or budget.spent(err):
                     raise
                 wait = budget.wait(attempt, err)
                 self.log.warning(

@@ -43,8 +43,8 @@ from airflow_provider_seedream.exceptions import (
     SeedreamDownloadError,
     SeedreamError,
     SeedreamLinkNotReadyError,
-    SeedreamPossiblyBilledError,
     SeedreamValidationError,
+    may_retry,
 )
 from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.request import GENERATION_PARAMETERS, build_request
@@ -87,10 +87,19 @@ def _is_literal(value: Any) -> bool:
     )
 
 
-def _without_retries_if_hopeless(err: SeedreamError) -> Exception:
-    """Errors that a retry cannot fix, or that a retry could pay for twice, fail the task without
-    spending its retries."""
-    return err if err.retryable else AirflowFailException(str(err))
+def _sentence(text: str) -> str:
+    """``text`` to start a sentence: its first letter upper-cased, the rest (a timestamp) as it is."""
+    return text[:1].upper() + text[1:]
+
+
+def task_failure(err: SeedreamError, *, retry_possibly_billed: bool = False) -> Exception:
+    """What a task raises for ``err``: the error itself when a retry may succeed without paying twice
+    (``exceptions.may_retry``), else an ``AirflowFailException`` that spends no retries. Its message
+    starts with the error's type, which is also its ``__cause__`` (raise it ``from err``), so logs and
+    ``on_failure_callback`` (``context["exception"]``) see which failure it was."""
+    if may_retry(err, retry_possibly_billed=retry_possibly_billed):
+        return err
+    return AirflowFailException(f"{type(err).__name__}: {err}")
 
 
 class SeedreamGenerateOperator(BaseOperator):
@@ -121,7 +130,7 @@ class SeedreamGenerateOperator(BaseOperator):
     :param optimize_prompt_mode: ``standard``, on the models that have it (not 4.0).
     :param seedream_conn_id: the ``seedream`` connection holding the API key.
     :param read_timeout: seconds to wait for the generation's answer (default: the connection's
-        ``read_timeout``). ``request_timeout`` is its former name.
+        ``read_timeout``).
     :param retry_possibly_billed: send the request again, by the hook and by task retries, after a
         failure that may already have been billed (default: the connection's extra, off).
     :param durable: remember the generation across tries of this task instance (Airflow 3.3+).
@@ -146,7 +155,6 @@ class SeedreamGenerateOperator(BaseOperator):
         read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
         durable: bool = True,
-        request_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -159,7 +167,7 @@ class SeedreamGenerateOperator(BaseOperator):
         self.watermark = watermark
         self.optimize_prompt_mode = optimize_prompt_mode
         self.seedream_conn_id = seedream_conn_id
-        self.read_timeout = read_timeout if read_timeout is not None else request_timeout
+        self.read_timeout = read_timeout
         self.retry_possibly_billed = retry_possibly_billed
         self.durable = durable
         self._check_literal_arguments()
@@ -182,31 +190,23 @@ class SeedreamGenerateOperator(BaseOperator):
     def execute(self, context: Context) -> list[str]:
         hook = self.hook
         try:
-            opt_in = (
-                hook.settings.retry_possibly_billed
-                if self.retry_possibly_billed is None
-                else self.retry_possibly_billed
-            )
+            opt_in = hook.possibly_billed_opt_in(self.retry_possibly_billed)
             state = self._generation_state(context)
             if state is not None and (urls := self._resume(state, context, opt_in)) is not None:
                 return urls
             prepared = hook.prepare_generation(**self._request_arguments())
         except SeedreamError as err:
-            raise _without_retries_if_hopeless(err) from err
+            raise task_failure(err) from err
         if state is not None:
             state.mark_sent()
         try:
             urls = hook.send_generation(
                 prepared, read_timeout=self.read_timeout, retry_possibly_billed=opt_in
             )
-        except SeedreamPossiblyBilledError as err:
-            if state is not None:
-                state.mark_possibly_billed(str(err))
-            raise err if opt_in else AirflowFailException(str(err)) from err
         except SeedreamError as err:
             if state is not None:
-                state.forget()
-            raise _without_retries_if_hopeless(err) from err
+                state.record_failure(err)
+            raise task_failure(err, retry_possibly_billed=opt_in) from err
         if state is not None:
             state.mark_generated(urls)
         return urls
@@ -252,13 +252,13 @@ class SeedreamGenerateOperator(BaseOperator):
             self.log.warning(
                 "%s sent this generation and got no usable answer; sending it again because "
                 "retry_possibly_billed is set: it may be billed twice.",
-                when.capitalize(),
+                _sentence(when),
             )
             return None
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
         raise AirflowFailException(
-            f"{when.capitalize()} sent this generation and got no usable answer "
+            f"{_sentence(when)} sent this generation and got no usable answer "
             f"({earlier.get('error', 'the try ended while waiting for it')}): it may have been billed, "
             "so it is not sent again. To generate anyway, set retry_possibly_billed=True on the task or the "
             f"connection, or delete the task state key {STATE_KEY!r} (REST: DELETE /api/v2/dags/{ti.dag_id}/"
@@ -451,9 +451,9 @@ class SeedreamDownloadOperator(BaseSensorOperator):
                     manifest_path, [json.dumps(document, indent=2).encode()], as_storage_path(destination)
                 )
             except SeedreamError as err:
-                raise _without_retries_if_hopeless(err) from err
+                raise task_failure(err) from err
         if failure is not None:
-            raise _without_retries_if_hopeless(failure) from failure
+            raise task_failure(failure) from failure
         self.log.info("%d of %d images stored", len(stored), len(urls))
         waiting = [url for index, url in enumerate(urls) if index not in stored]
         if waiting:
@@ -478,7 +478,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
             images = [_render_name(self.filename, {**fields, "index": str(index)}) for index in range(count)]
             manifest = _render_name(self.filename, {**fields, "index": "manifest", "ext": "json"})
         except SeedreamValidationError as err:
-            raise AirflowFailException(str(err)) from err
+            raise task_failure(err) from err
         return [*images, manifest]
 
     def _root(self) -> ObjectStoragePath:
@@ -525,7 +525,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
             self.log.warning("Ignoring the unreadable manifest %s (%s): it will be rebuilt", manifest, err)
             return {}
         except Exception as err:  # an object store's client error that fsspec did not translate
-            raise _without_retries_if_hopeless(storage_error(err, manifest, "read")) from None
+            raise task_failure(storage_error(err, manifest, "read")) from None
         if not isinstance(entries, list):
             self.log.warning("Ignoring the manifest %s: it lists no images; it will be rebuilt", manifest)
             return {}
