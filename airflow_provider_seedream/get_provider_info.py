@@ -31,6 +31,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_seedream.operators.seedream"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "Seedream",
+                "python-modules": ["airflow_provider_seedream.sensors.seedream"],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": "Seedream",

@@ -242,9 +242,9 @@ def case_generate(base_url: str, api_key: str, count: int, repeats: int) -> None
     and summed per repeat, so that whatever else the machine does hits both alike."""
     import requests
 
+    from airflow_provider_seedream.contract.request import build_request
+    from airflow_provider_seedream.contract.specs import DEFAULT_MODEL, MODEL_SPECS
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
-    from airflow_provider_seedream.request import build_request
-    from airflow_provider_seedream.specs import DEFAULT_MODEL, MODEL_SPECS
 
     hook = SeedreamHook()
     prompts = [f"a red bicycle leaning on a blue wall, poster {index}" for index in range(count)]
@@ -299,8 +299,8 @@ def _inline_setup(path: str):
     paths, caches), so that the measured call differs between processes only in what it runs."""
     import base64
 
-    from airflow_provider_seedream.request import inline_image
-    from airflow_provider_seedream.specs import MODEL_SPECS
+    from airflow_provider_seedream.contract.references import inline_image
+    from airflow_provider_seedream.contract.specs import MODEL_SPECS
 
     with open(path, "rb") as handle:
         data = handle.read()
@@ -366,7 +366,7 @@ def _store_with_operator(urls: list[str], destination: str, run: str) -> float:
     """One poke of ``SeedreamDownloadOperator``: every image fetched and stored, the manifest written."""
     import types
 
-    from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+    from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
     operator = SeedreamDownloadOperator(
         task_id="store",

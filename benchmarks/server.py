@@ -23,7 +23,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from airflow_provider_seedream.specs import MODEL_SPECS
+from airflow_provider_seedream.contract.specs import MODEL_SPECS
 
 GENERATE_PATHS = frozenset(spec.path for spec in MODEL_SPECS.values())
 CONTENT_TYPES = {".bmp": "image/bmp", ".png": "image/png", ".jpg": "image/jpeg"}

@@ -51,7 +51,8 @@ from airflow.providers.common.compat.sdk import (
     task,
 )
 
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 try:
     # Why ApprovalOperator rather than an HITLOperator with one option per candidate: options are fixed

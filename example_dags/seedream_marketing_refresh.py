@@ -48,7 +48,7 @@ from airflow.providers.common.compat.sdk import (
     task_group,
 )
 
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 try:
     # Imports pydantic-ai (about 0.6 s) whenever this file is parsed; see the README's "LLM-written prompts".

@@ -15,7 +15,8 @@ from pathlib import Path
 import pendulum
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 REFERENCES = Path(__file__).parent / "data" / "references"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")

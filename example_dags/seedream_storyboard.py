@@ -15,7 +15,8 @@ import os
 import pendulum
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 # Every run has a date: its logical date, or when it was triggered for a manual run without one (how

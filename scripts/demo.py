@@ -58,7 +58,7 @@ def main() -> int:
     env["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json.dumps(connection)
     llm = {"conn_type": "pydanticai", "host": llm_base_url, "password": key, "extra": {"model": LLM_MODEL}}
     env["AIRFLOW_CONN_NOVITA_LLM"] = json.dumps(llm)
-    from airflow_provider_seedream.specs import DEFAULT_MODEL
+    from airflow_provider_seedream.contract.specs import DEFAULT_MODEL
 
     print(f"Seedream model: {os.environ.get('SEEDREAM_MODEL', DEFAULT_MODEL)} (SEEDREAM_MODEL)")
     try:

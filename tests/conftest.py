@@ -31,18 +31,9 @@ os.environ.update(
 import pytest  # noqa: E402
 
 from airflow_provider_seedream.testing import SANDBOX_API_KEY, SeedreamSandbox  # noqa: E402
+from airflow_provider_seedream.version_compat import AIRFLOW_VERSION  # noqa: E402
 
 API_KEY = SANDBOX_API_KEY
-
-
-def _airflow_version() -> tuple[int, int]:
-    from importlib.metadata import version
-
-    major, minor = version("apache-airflow").split(".")[:2]
-    return int(major), int(minor)
-
-
-AIRFLOW_VERSION = _airflow_version()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_seedream.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
 
 
 def _xcom(dag_run, task_id, map_index=-1):

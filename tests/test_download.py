@@ -12,16 +12,16 @@ import time
 import pytest
 from PIL import Image
 
-from airflow_provider_seedream._download import SNIFF_BYTES
-from airflow_provider_seedream._transport import READ_CHUNK_BYTES as DOWNLOAD_CHUNK_BYTES
-from airflow_provider_seedream.exceptions import (
+from airflow_provider_seedream._internal.download import SNIFF_BYTES
+from airflow_provider_seedream._internal.transport import READ_CHUNK_BYTES as DOWNLOAD_CHUNK_BYTES
+from airflow_provider_seedream.contract.exceptions import (
     SeedreamDownloadError,
     SeedreamLinkExpiredError,
     SeedreamLinkNotReadyError,
     SeedreamValidationError,
 )
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 from airflow_provider_seedream.testing import LinkFault
 from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
 
@@ -166,15 +166,21 @@ class TestHookDownload:
         assert signature not in output
 
 
+def test_the_sensor_is_still_found_among_the_operators():
+    from airflow_provider_seedream.operators import seedream as operators
+    from airflow_provider_seedream.sensors import seedream as sensors
+
+    assert operators.SeedreamDownloadOperator is sensors.SeedreamDownloadOperator
+    assert sensors.SeedreamDownloadOperator.__module__ == "airflow_provider_seedream.sensors.seedream"
+
+
 class TestFilenames:
     @pytest.mark.parametrize("pattern", ["../{index}.{ext}", "/etc/{index}.{ext}", "a/../../{index}.{ext}"])
     def test_names_cannot_escape_the_destination(self, pattern):
-        from airflow_provider_seedream.operators.seedream import _render_name
+        from airflow_provider_seedream._internal.filenames import render_names
 
         with pytest.raises(SeedreamValidationError, match="outside the destination"):
-            _render_name(
-                pattern, {"index": "0", "dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "0"}
-            )
+            render_names(pattern, {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "0"}, count=1)
 
     def test_unknown_fields_are_refused_when_built(self):
         with pytest.raises(SeedreamValidationError, match=r"unknown fields \['name'\]"):
@@ -264,7 +270,10 @@ class TestDagRuns:
             assert location.endswith(f"/store/0-{index}.png") and location.startswith(str(tmp_path / dag_id))
             with open(location, "rb") as handle:
                 assert handle.read() == connection.image_bytes(url)
-            assert connection.downloads_of(url) == (1 if "deferrable" not in dag_id else 2)  # +1: the probe
+            assert connection.downloads_of(url) == 1
+            # Fetched once: the trigger's probe asked for the first byte only.
+            probe = 1 if "deferrable" in dag_id else 0
+            assert connection.bytes_served_of(url) == len(connection.image_bytes(url)) + probe
         run_dir = (tmp_path / locations[0]).parent
         assert stored_files(run_dir) == ["0-0.png", "0-1.png", "0-2.png", "0-manifest.json"]
         manifest = json.loads((run_dir / "0-manifest.json").read_text())["images"]
@@ -423,7 +432,7 @@ def test_deferral_waits_only_for_links_not_stored_yet(connection, tmp_path, airf
     ],
 )
 def test_signatures_of_every_store_are_redacted(query, kept):
-    from airflow_provider_seedream._redact import redact_url
+    from airflow_provider_seedream.contract.redact import redact_url
 
     redacted = redact_url(f"https://bucket.example.com/image.png?{query}")
     assert "abc123" not in redacted and "AKIA" not in redacted and "LTAI" not in redacted

@@ -13,8 +13,8 @@ import pytest
 from conftest import API_KEY, json_connection
 from PIL import Image
 
-from airflow_provider_seedream.connection import base_url_from_connection
-from airflow_provider_seedream.exceptions import (
+from airflow_provider_seedream.contract.connection import base_url_from_connection
+from airflow_provider_seedream.contract.exceptions import (
     SeedreamAuthError,
     SeedreamBadRequestError,
     SeedreamBillingError,
@@ -586,7 +586,7 @@ def test_a_new_model_is_one_spec_entry(connection, monkeypatch):
 
     from PIL import Image
 
-    from airflow_provider_seedream.specs import MODEL_SPECS, ModelSpec, ReferenceLimits, body_fields
+    from airflow_provider_seedream.contract.specs import MODEL_SPECS, ModelSpec, ReferenceLimits, body_fields
 
     spec = ModelSpec(
         name="seedream-9.0-fictional",

@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import API_KEY, REPOSITORY, json_connection
 from PIL import Image
 
-from airflow_provider_seedream.exceptions import SeedreamAuthError, SeedreamValidationError
+from airflow_provider_seedream.contract.exceptions import SeedreamAuthError, SeedreamValidationError
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 
 
@@ -45,8 +45,8 @@ class TestConstruction:
         for their users, with the same defaults."""
         import inspect
 
+        from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, GenerateRequest
         from airflow_provider_seedream.hooks.seedream import SeedreamHook
-        from airflow_provider_seedream.request import GENERATION_PARAMETERS, GenerateRequest
 
         for function in (SeedreamHook.generate, SeedreamGenerateOperator.__init__):
             parameters = inspect.signature(function).parameters

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from conftest import AIRFLOW_VERSION
 
-from airflow_provider_seedream.connection import UI_FIELD_BEHAVIOUR, ConnectionSettings
+from airflow_provider_seedream.contract.connection import UI_FIELD_BEHAVIOUR, ConnectionSettings
 from airflow_provider_seedream.get_provider_info import get_provider_info
 
 
@@ -30,7 +30,41 @@ def test_entry_point_is_registered():
         for ep in entry_points(group="apache_airflow_provider")
         if ep.value.startswith("airflow_provider_seedream")
     ]
-    assert entry.load()() == get_provider_info()
+    assert entry.value == "airflow_provider_seedream.get_provider_info:get_provider_info"
+    assert entry.load()()["package-name"] == "airflow-provider-seedream"
+
+
+def test_every_module_provider_info_names_holds_what_it_is_listed_for():
+    """Each module is importable and defines the kind of thing its section is for: a forgotten or
+    misfiled module (the sensor under operators, say) fails here."""
+    import importlib
+    import inspect
+
+    from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseSensorOperator
+    from airflow.triggers.base import BaseTrigger
+
+    info = get_provider_info()
+    kinds = {
+        "hooks": BaseHook,
+        "operators": BaseOperator,
+        "sensors": BaseSensorOperator,
+        "triggers": BaseTrigger,
+    }
+    for section, base in kinds.items():
+        for entry in info[section]:
+            for module_name in entry["python-modules"]:
+                module = importlib.import_module(module_name)
+                defined = [
+                    value
+                    for value in vars(module).values()
+                    if inspect.isclass(value) and issubclass(value, base) and value.__module__ == module_name
+                ]
+                assert defined, f"{module_name} (listed under {section}) defines no {base.__name__}"
+                if section == "operators":
+                    assert not any(issubclass(kind, BaseSensorOperator) for kind in defined), module_name
+    (decorator,) = info["task-decorators"]
+    module_name, _, attribute = decorator["class-name"].rpartition(".")
+    assert callable(getattr(importlib.import_module(module_name), attribute))
 
 
 def test_providers_manager_discovers_hook_and_form():
@@ -88,5 +122,14 @@ def test_provider_info_holds_the_connection_the_provider_defines():
 
 
 def test_provider_info_imports_nothing_of_the_provider():
-    source = (Path(__file__).parent.parent / "airflow_provider_seedream" / "get_provider_info.py").read_text()
-    assert "import airflow_provider_seedream" not in source and "from airflow_provider_seedream" not in source
+    """Airflow calls get_provider_info when it lists providers: it must load no other module of ours."""
+    code = (
+        "import sys; from airflow_provider_seedream.get_provider_info import get_provider_info; "
+        "get_provider_info(); "
+        "print(sorted(name for name in sys.modules if name.startswith('airflow_provider_seedream')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (
+        result.stdout.strip()
+        == "['airflow_provider_seedream', 'airflow_provider_seedream.get_provider_info']"
+    )

@@ -9,9 +9,10 @@ import logging
 import pytest
 from PIL import Image
 
-from airflow_provider_seedream.exceptions import SeedreamValidationError
-from airflow_provider_seedream.request import build_request, check_data_uri, inline_image
-from airflow_provider_seedream.specs import MODEL_SPECS
+from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.references import check_data_uri, inline_image
+from airflow_provider_seedream.contract.request import build_request
+from airflow_provider_seedream.contract.specs import MODEL_SPECS
 
 
 def image_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:

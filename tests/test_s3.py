@@ -24,7 +24,7 @@ pytest.importorskip("moto.server", reason="needs moto[server] (the test extra ha
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_seedream.exceptions import SeedreamDownloadError
+from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
 from airflow_provider_seedream.testing import LinkFault
 
 CONN_ID = "moto_s3"
@@ -245,7 +245,7 @@ class TestReferences:
         assert request.body[field] == ["data:image/png;base64," + base64.b64encode(reference).decode()]
 
     def test_a_missing_reference_object_is_refused_before_sending(self, connection, bucket):
-        from airflow_provider_seedream.exceptions import SeedreamValidationError
+        from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
         from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
         with pytest.raises(SeedreamValidationError, match="no such file"):

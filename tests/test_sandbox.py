@@ -18,11 +18,11 @@ import requests
 from conftest import API_KEY
 from PIL import Image
 
-from airflow_provider_seedream.exceptions import SeedreamValidationError
-from airflow_provider_seedream.request import build_request
-from airflow_provider_seedream.specs import MODEL_SPECS
+from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.request import build_request
+from airflow_provider_seedream.contract.specs import MODEL_SPECS
 from airflow_provider_seedream.testing import Fault, LinkFault, SeedreamSandbox
-from airflow_provider_seedream.testing.server import request_from_payload
+from airflow_provider_seedream.testing.api import request_from_payload
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 

@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from conftest import AIRFLOW_VERSION, API_KEY, json_connection
 from PIL import Image
 
-from airflow_provider_seedream.exceptions import (
+from airflow_provider_seedream.contract.exceptions import (
     SeedreamAPIError,
     SeedreamAuthError,
     SeedreamBadRequestError,
@@ -128,7 +128,7 @@ class TestBillingClassification:
         assert hostile_server.count("POST") == 3
 
     def test_an_overload_answer_that_took_long_may_be_billed(self):
-        from airflow_provider_seedream.exceptions import OVERLOAD_ANSWER_SECONDS, api_error
+        from airflow_provider_seedream.contract.exceptions import OVERLOAD_ANSWER_SECONDS, api_error
 
         assert type(api_error(503, b"busy", elapsed=1.0)) is SeedreamServerError
         late = api_error(503, b"gateway gave up", elapsed=OVERLOAD_ANSWER_SECONDS + 1)
@@ -166,7 +166,7 @@ class TestBillingClassification:
         billed: the tree splits on billing first."""
         import inspect
 
-        from airflow_provider_seedream import exceptions
+        from airflow_provider_seedream.contract import exceptions
 
         classes = [
             value
@@ -266,7 +266,7 @@ class TestAcrossTries:
         assert len(connection.generation_requests()) == 2
 
     def test_expired_links_are_not_handed_on(self):
-        from airflow_provider_seedream._generation_state import usable_urls
+        from airflow_provider_seedream._internal.generation_state import usable_urls
 
         record = {
             "status": "generated",
@@ -290,7 +290,7 @@ class TestAcrossTries:
     def test_link_expiry(self, query, expiry):
         from datetime import datetime, timezone
 
-        from airflow_provider_seedream.links import link_expiry
+        from airflow_provider_seedream.contract.links import link_expiry
 
         issued = datetime(2026, 11, 21, 8, 0, tzinfo=timezone.utc)
         assert link_expiry(f"https://b.example/a.png?{query}", issued).isoformat() == expiry
@@ -403,7 +403,7 @@ class TestBoundedReads:
         assert hostile_server.count("POST") == 1
 
     def test_downloads_have_a_default_size_limit(self, hostile_server, tmp_path):
-        from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES
+        from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES
 
         hostile_server.answer(hostile.endless(200, png(), seconds=30, headers={"Content-Type": "image/png"}))
         with pytest.raises(
@@ -431,7 +431,7 @@ class TestBoundedReads:
         assert files_under(tmp_path) == []
 
     def test_a_sensor_cannot_be_held_past_its_timeout(self, hostile_server, tmp_path, airflow_db):
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         hostile_server.answer(
             hostile.drip(200, [png()[:40]] + [b"x"] * 1000, 0.1, {"Content-Type": "image/png"})
@@ -480,7 +480,7 @@ class TestBoundedReads:
     def test_a_full_disk_may_be_retried(self):
         import errno
 
-        from airflow_provider_seedream._storage import storage_error
+        from airflow_provider_seedream._internal.storage import storage_error
 
         full = storage_error(OSError(errno.ENOSPC, "No space left on device"), "/data/a.png")
         assert full.retryable and "/data/a.png: No space left on device" in str(full)
@@ -501,7 +501,7 @@ class TestDestination:
     def test_a_link_below_the_destination_is_not_followed(self, connection, tmp_path, airflow_db):
         from airflow.providers.common.compat.sdk import AirflowFailException
 
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         destination, outside = tmp_path / "dest", tmp_path / "outside"
         destination.mkdir()
@@ -526,7 +526,7 @@ class TestDestination:
         assert (tmp_path / "out" / "a.png").read_bytes() == connection.image_bytes(url)
 
     def test_the_destination_itself_may_be_a_link(self, connection, tmp_path, airflow_db):
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         (tmp_path / "real").mkdir()
         (tmp_path / "assets").symlink_to(tmp_path / "real")
@@ -538,7 +538,7 @@ class TestDestination:
 
     @pytest.mark.parametrize("pattern", ["hero.png", "{map_index}/hero.png", "images/{task_id}"])
     def test_a_pattern_the_manifest_would_share_is_refused_at_parse(self, pattern):
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         with pytest.raises(SeedreamValidationError, match="has neither"):
             SeedreamDownloadOperator(
@@ -548,7 +548,7 @@ class TestDestination:
     def test_a_templated_pattern_is_checked_when_it_runs(self, connection, tmp_path, airflow_db):
         from airflow.providers.common.compat.sdk import AirflowFailException
 
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         operator = SeedreamDownloadOperator(
             task_id="t", urls=connection.add_image(png()), destination=str(tmp_path), filename="{{ x }}"
@@ -568,7 +568,7 @@ class TestDestination:
         assert files_under(tmp_path) == []
 
     def test_manifest_entries_pointing_elsewhere_are_not_trusted(self, connection, tmp_path, airflow_db):
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         outside = tmp_path / "elsewhere.png"
         outside.write_bytes(png())
@@ -590,7 +590,7 @@ class TestDestination:
         [b"not json", b'{"images": 5}', b'{"images": [{"index": "0"}]}', b"[" * 100_000, b"{" * 2_000_000],
     )
     def test_an_unreadable_manifest_is_rebuilt(self, connection, tmp_path, airflow_db, content):
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         folder = tmp_path / "d/r/t"
         folder.mkdir(parents=True)
@@ -602,7 +602,7 @@ class TestDestination:
 
     def test_links_are_matched_by_their_whole_identity(self, hostile_server, tmp_path, airflow_db):
         """``/download?id=1`` and ``/download?id=2`` are different images, though the path is the same."""
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         first, second = png(40, 30), png(60, 50)
         hostile_server.answer(hostile.status(200, first), hostile.status(200, second))
@@ -619,7 +619,7 @@ class TestDestination:
         assert hostile_server.count("GET") == 2
 
     def test_partial_files_of_an_interrupted_try_are_removed(self, connection, tmp_path, airflow_db):
-        from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
         folder = tmp_path / "d/r/t"
         folder.mkdir(parents=True)
@@ -741,7 +741,7 @@ class TestInput:
         ("value", "parsed"), [("true", True), ("false", False), (False, False), ("1", True)]
     )
     def test_boolean_extras(self, value, parsed):
-        from airflow_provider_seedream.connection import ConnectionSettings
+        from airflow_provider_seedream.contract.connection import ConnectionSettings
 
         assert ConnectionSettings.from_extra({"retry_possibly_billed": value}).retry_possibly_billed is parsed
 
@@ -759,7 +759,7 @@ class TestInput:
         assert connection.requests == []
 
     def test_seedream_45_references_are_read_with_a_cap(self, connection, tmp_path):
-        from airflow_provider_seedream.specs import REFERENCE_READ_LIMIT
+        from airflow_provider_seedream.contract.specs import REFERENCE_READ_LIMIT
 
         big = tmp_path / "big.png"
         big.write_bytes(png() + b"\0" * REFERENCE_READ_LIMIT)
@@ -782,7 +782,7 @@ class TestInput:
 
 
 def test_every_error_is_a_seedream_error():
-    import airflow_provider_seedream.exceptions as exceptions
+    import airflow_provider_seedream.contract.exceptions as exceptions
 
     kinds = [getattr(exceptions, name) for name in exceptions.__all__ if name != "may_retry"]
     assert len(kinds) == 18 and all(issubclass(kind, SeedreamError) for kind in kinds)

@@ -15,9 +15,10 @@ from airflow.providers.common.compat.sdk import (
     task_decorator_factory,
 )
 
-from airflow_provider_seedream.exceptions import SeedreamValidationError
-from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator, task_failure
-from airflow_provider_seedream.request import GENERATION_PARAMETERS
+from airflow_provider_seedream._internal.operator_support import task_failure
+from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

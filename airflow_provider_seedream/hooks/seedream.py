@@ -1,57 +1,42 @@
-"""The Seedream hook: the public face of the provider's I/O with the Novita API and image storage.
-
-It reads the connection, and delegates by role: request validation to ``request``, transport and
-retry policy to ``_transport``, the answer to ``response``, downloads to ``_download``, storage to
-``_storage``.
-"""
+"""The Seedream hook: the public face of the provider's I/O with the Novita API and image storage. It
+reads the connection and delegates by role: the request's rules to ``contract``, HTTP exchanges and
+their bounds to ``_internal.transport``, downloads to ``_internal.download``, files to
+``_internal.references`` and ``_internal.storage``."""
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_seedream._download import ERROR_BODY_SECONDS, StoredImage, stream_image
-from airflow_provider_seedream._redact import mask_signatures, redact_text, redact_url
-from airflow_provider_seedream._storage import read_reference_file
-from airflow_provider_seedream._transport import (
-    GENERATION_RESPONSE_LIMIT,
-    BodyError,
+from airflow_provider_seedream._internal.download import StoredImage, stream_image
+from airflow_provider_seedream._internal.references import resolve_references
+from airflow_provider_seedream._internal.transport import (
+    ERROR_BODY_SECONDS,
     RetryBudget,
-    read_body,
-    read_error_body,
-    retry_after,
-    transport_error,
+    ThreadSessions,
+    post_generation,
+    probe_endpoint,
 )
-from airflow_provider_seedream.connection import (
+from airflow_provider_seedream.contract.connection import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
     base_url_from_connection,
 )
-from airflow_provider_seedream.exceptions import (
-    SeedreamAuthError,
+from airflow_provider_seedream.contract.exceptions import (
     SeedreamError,
-    SeedreamResponseError,
-    SeedreamValidationError,
-    api_error,
     may_retry,
 )
-from airflow_provider_seedream.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
-from airflow_provider_seedream.request import (
-    GENERATION_PARAMETERS,
-    GenerateRequest,
-    build_request,
-    check_data_uri,
-    inline_image,
-)
-from airflow_provider_seedream.response import image_urls
-from airflow_provider_seedream.specs import DEFAULT_MODEL, MODEL_SPECS, REFERENCE_READ_LIMIT
+from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
+from airflow_provider_seedream.contract.redact import mask_signatures, redact_url
+from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, GenerateRequest, build_request
+from airflow_provider_seedream.contract.specs import DEFAULT_MODEL, MODEL_SPECS
+from airflow_provider_seedream.version_compat import connection_form_widgets
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -61,25 +46,11 @@ if TYPE_CHECKING:
 __all__ = ["PreparedGeneration", "SeedreamHook", "StoredImage"]
 
 
-class PreparedGeneration:
+class PreparedGeneration(NamedTuple):
     """A validated request and the body to send: everything that can fail before sending has."""
 
-    def __init__(self, request: GenerateRequest, body: dict[str, Any]) -> None:
-        self.request, self.body = request, body
-
-
-class _ThreadSessions(threading.local):
-    """One pair of HTTP sessions per thread: a ``requests.Session`` is not safe to share between
-    threads, and one hook serves several (``parallel_downloads``, a user's thread pool)."""
-
-    def __init__(self, api_key: str | None) -> None:
-        self.api = requests.Session()
-        """The API's: JSON, with the key."""
-        self.api.headers["Content-Type"] = "application/json"
-        if api_key:
-            self.api.headers["Authorization"] = f"Bearer {api_key}"
-        self.links = requests.Session()
-        """Image links are presigned: they must never receive the API key."""
+    request: GenerateRequest
+    body: dict[str, Any]
 
 
 class SeedreamHook(BaseHook):
@@ -88,8 +59,7 @@ class SeedreamHook(BaseHook):
 
     The API key is the connection's password. The host is the API base URL: empty means
     ``https://api.novita.ai``; ``http://127.0.0.1:8080`` is used as given; a bare host name means https.
-    Extras (all optional): ``connect_timeout``, ``read_timeout``, ``max_retries``, ``backoff_seconds``,
-    ``max_backoff_seconds``, ``rate_limit_wait_seconds``, ``retry_possibly_billed``.
+    Extras (all optional) are ``contract.connection.ConnectionSettings``' fields.
 
     :param seedream_conn_id: the Airflow connection of type ``seedream`` to use.
     """
@@ -114,25 +84,7 @@ class SeedreamHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The extras' form fields, for Airflow versions that build the form from the hook (before 3.2)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
-        from wtforms.validators import Optional
-
-        widgets: dict[str, Any] = {}
-        for name, field in ConnectionSettings.form_fields().items():
-            label, kinds = lazy_gettext(field["label"]), field["schema"]["type"]
-            if "boolean" in kinds:
-                widgets[name] = BooleanField(label, description=field["description"])
-            else:
-                kind = IntegerField if "integer" in kinds else StringField
-                widgets[name] = kind(
-                    label,
-                    widget=BS3TextFieldWidget(),
-                    validators=[Optional()],
-                    description=field["description"],
-                )
-        return widgets
+        return connection_form_widgets(ConnectionSettings.form_fields())
 
     @cached_property
     def _connection(self) -> Connection:
@@ -157,8 +109,7 @@ class SeedreamHook(BaseHook):
         return ConnectionSettings.from_extra(self._connection.extra_dejson, self.seedream_conn_id)
 
     def possibly_billed_opt_in(self, retry_possibly_billed: bool | None) -> bool:
-        """Whether a generation may be sent again after a failure that may have been billed: the task's
-        or caller's ``retry_possibly_billed`` when set, else the connection's (off by default)."""
+        """``retry_possibly_billed`` as given by a task or caller, else the connection's (default off)."""
         if retry_possibly_billed is None:
             return self.settings.retry_possibly_billed
         return retry_possibly_billed
@@ -168,8 +119,8 @@ class SeedreamHook(BaseHook):
         return self._sessions.api
 
     @cached_property
-    def _sessions(self) -> _ThreadSessions:
-        return _ThreadSessions(self._connection.password)
+    def _sessions(self) -> ThreadSessions:
+        return ThreadSessions(self._connection.password)
 
     def generate(
         self,
@@ -190,7 +141,7 @@ class SeedreamHook(BaseHook):
 
         Every documented rule is checked, and local or object-storage reference images are read,
         checked by content and inlined as data URIs, before anything is sent. The generation
-        parameters are those of :class:`~airflow_provider_seedream.request.GenerateRequest`.
+        parameters are those of :class:`~airflow_provider_seedream.contract.request.GenerateRequest`.
 
         :param read_timeout: seconds to wait for the answer (default: the connection's ``read_timeout``).
         :param retry_possibly_billed: send the request again after a failure that came after it left
@@ -211,7 +162,7 @@ class SeedreamHook(BaseHook):
         """Validate a request and read its reference images: everything :meth:`generate` does before
         sending. ``parameters`` are the generation parameters (``GENERATION_PARAMETERS``)."""
         request = build_request(**parameters)
-        return PreparedGeneration(request, request.to_payload(self._resolve_references(request)))
+        return PreparedGeneration(request, request.to_payload(resolve_references(request)))
 
     def send_generation(
         self,
@@ -231,10 +182,17 @@ class SeedreamHook(BaseHook):
         started = time.monotonic()
         budget = RetryBudget(settings)
         attempt = 0
-        while True:  # see _transport.RetryBudget for why a loop rather than tenacity
+        while True:  # a plain loop, not tenacity: see RetryBudget
             attempt += 1
             try:
-                urls = self._post_generation(url, prepared.body, timeouts, request.spec.max_total_images)
+                urls = post_generation(
+                    self._sessions.api,
+                    url,
+                    prepared.body,
+                    timeouts,
+                    max_links=request.spec.max_total_images,
+                    secrets=self._secrets,
+                )
                 break
             except SeedreamError as err:
                 if not may_retry(err, retry_possibly_billed=opt_in) or budget.spent(err):
@@ -255,46 +213,13 @@ class SeedreamHook(BaseHook):
         )
         return urls
 
-    def _post_generation(
-        self, url: str, body: dict[str, Any], timeouts: tuple[float, float], max_links: int
-    ) -> list[str]:
-        """One POST. Redirects are never followed: a 307 would re-send the references elsewhere, and a
-        302 would turn into a GET whose answer is no generation."""
-        started = time.monotonic()
-        try:
-            response = self._sessions.api.post(
-                url, json=body, timeout=timeouts, stream=True, allow_redirects=False
-            )
-        except requests.RequestException as err:
-            raise transport_error(err, url, timeouts) from None
-        with response:  # a body read to its end has already gone back to the pool for reuse
-            status = response.status_code
-            if 200 <= status < 300:
-                try:
-                    content = read_body(
-                        response, limit=GENERATION_RESPONSE_LIMIT, deadline=time.monotonic() + timeouts[1]
-                    )
-                except BodyError as err:
-                    raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
-                return image_urls(status, content, self._secrets, max_links=max_links)
-            error_body = read_error_body(response, min(timeouts[1], ERROR_BODY_SECONDS))
-            raise api_error(
-                status,
-                redact_text(error_body.decode("utf-8", errors="replace"), self._secrets).encode(),
-                retry_after(response),
-                elapsed=time.monotonic() - started,
-                location=redact_url(response.headers.get("Location", "")) or None,
-            )
-
     def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """
         Stream the image at ``url`` into ``path`` and return where it was stored.
 
         ``path`` is a local path, an object-storage URI (``s3://...``, ``file://...``) or an
-        ``ObjectStoragePath``; ``{ext}`` in its file name is replaced by the extension of the content. The
-        body must be an image by content. It is written under a temporary name beside the target and
-        renamed when complete, so a failed download never leaves anything at ``path``; a symbolic link
-        at ``path`` is replaced, not written through.
+        ``ObjectStoragePath``; ``{ext}`` in its file name becomes the content's extension. The body must
+        be an image by content, and appears at ``path`` only once whole (``_internal.storage``).
 
         :raises SeedreamLinkNotReadyError: the link answers 404: not available yet.
         :raises SeedreamLinkExpiredError: the link has expired (403 "Request has expired", 410).
@@ -340,6 +265,10 @@ class SeedreamHook(BaseHook):
         self.log.info("Stored %s (%d bytes) at %s", redact_url(url), image.bytes, image.location)
         return image
 
+    def _probe_timeouts(self) -> tuple[float, float]:
+        settings = self.settings
+        return settings.connect_timeout, min(settings.read_timeout, ERROR_BODY_SECONDS)
+
     def test_connection(self) -> tuple[bool, str]:
         """
         Check the base URL and the key, for every model, without generating (or billing) anything.
@@ -354,7 +283,9 @@ class SeedreamHook(BaseHook):
         accepted, refused = [], {}
         for spec in MODEL_SPECS.values():
             try:
-                problem = self._probe(spec.path)
+                problem = probe_endpoint(
+                    self._sessions.api, self.base_url, spec.path, self._probe_timeouts(), self._secrets
+                )
             except SeedreamError as err:  # no answer, or bad extras: every endpoint would say the same
                 return False, str(err)
             if problem is None:
@@ -367,44 +298,3 @@ class SeedreamHook(BaseHook):
             return False, reasons.pop() if len(reasons) == 1 else refusals
         message = f"Connected to {self.base_url}; the API key was accepted for {', '.join(accepted)}"
         return True, f"{message}, and refused for {refusals}" if refused else f"{message}."
-
-    def _probe(self, path: str) -> str | None:
-        """Post ``{}`` to one endpoint: ``None`` when it accepted the key, else what it answered."""
-        settings = self.settings
-        timeouts = (settings.connect_timeout, min(settings.read_timeout, ERROR_BODY_SECONDS))
-        try:
-            response = self._sessions.api.post(
-                f"{self.base_url}{path}", json={}, timeout=timeouts, stream=True, allow_redirects=False
-            )
-        except requests.RequestException as err:
-            raise transport_error(err, self.base_url, timeouts) from None
-        with response:
-            body = redact_text(
-                read_error_body(response, timeouts[1]).decode("utf-8", "replace"), self._secrets
-            )
-        location = redact_url(response.headers.get("Location", "")) or None
-        error = api_error(response.status_code, body.encode(), location=location)
-        if response.ok or (response.status_code == 400 and not isinstance(error, SeedreamAuthError)):
-            return None
-        return str(error)
-
-    def _resolve_references(self, request: GenerateRequest) -> list[str]:
-        """URLs as given; data URIs checked; files read, checked by content and inlined."""
-        spec = request.spec
-        resolved = []
-        for index, reference in enumerate(request.references):
-            label = f"images[{index}]={reference}"
-            if reference.kind == "url":
-                resolved.append(reference.value)
-            elif reference.kind == "data_uri":
-                check_data_uri(reference.value, spec, label)
-                resolved.append(reference.value)
-            else:
-                limit = spec.reference_limits.max_bytes or REFERENCE_READ_LIMIT
-                data = read_reference_file(reference.value, label, limit)
-                if len(data) > limit:
-                    raise SeedreamValidationError(
-                        f"{label}: over the {limit:,}-byte limit for {spec.name} reference images"
-                    )
-                resolved.append(inline_image(data, spec, label))
-        return resolved

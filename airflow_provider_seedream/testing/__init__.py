@@ -5,13 +5,7 @@ and points the ``seedream_default`` connection at it; ``python -m airflow_provid
 runs one standalone.
 """
 
-from airflow_provider_seedream.testing.server import (
-    SANDBOX_API_KEY,
-    Fault,
-    LinkFault,
-    RecordedRequest,
-    SandboxStats,
-    SeedreamSandbox,
-)
+from airflow_provider_seedream.testing.faults import Fault, LinkFault, RecordedRequest, SandboxStats
+from airflow_provider_seedream.testing.server import SANDBOX_API_KEY, SeedreamSandbox
 
 __all__ = ["SANDBOX_API_KEY", "Fault", "LinkFault", "RecordedRequest", "SandboxStats", "SeedreamSandbox"]

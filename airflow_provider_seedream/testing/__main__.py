@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from airflow_provider_seedream.testing.server import SANDBOX_API_KEY, Fault, LinkFault, SeedreamSandbox
+from airflow_provider_seedream.testing import SANDBOX_API_KEY, Fault, LinkFault, SeedreamSandbox
 
 
 def main(argv: list[str] | None = None) -> int:

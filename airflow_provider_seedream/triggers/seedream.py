@@ -9,13 +9,17 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_seedream._redact import mask_signatures, redact_url
-from airflow_provider_seedream.exceptions import (
+from airflow_provider_seedream.contract.exceptions import (
     SeedreamDownloadError,
     SeedreamLinkExpiredError,
     SeedreamLinkNotReadyError,
 )
-from airflow_provider_seedream.links import DEFAULT_NOT_READY_STATUSES, ERROR_BODY_PREFIX, link_failure
+from airflow_provider_seedream.contract.links import (
+    DEFAULT_NOT_READY_STATUSES,
+    ERROR_BODY_PREFIX,
+    link_failure,
+)
+from airflow_provider_seedream.contract.redact import mask_signatures, redact_url
 
 PROBE_SECONDS = 60.0
 """Longest one probe (connect, headers and the start of an error body) may take."""
@@ -29,8 +33,10 @@ class SeedreamLinksTrigger(BaseTrigger):
     follows); ``"expired"`` or ``"error"`` with a ``message`` as soon as
     one link fails for good; or ``"timeout"`` once ``end_time`` (seconds since the epoch) has passed.
     The deadline is absolute and serialized with the trigger, so a triggerer restart does not restart
-    the clock. Links are probed with a GET whose body is not read (presigned links are signed for GET
-    only); each probe is bounded in time. The API key is never serialized (presigned links need none);
+    the clock. Links are probed with a GET of their first byte (``Range: bytes=0-0``; presigned links
+    are signed for GET only, and object stores answer 206 with that byte), so the image itself is
+    fetched once, by the download; a server that ignores the range answers 200, whose body is not
+    read. Each probe is bounded in time. The API key is never serialized (presigned links need none);
     the links are, signatures included, in the trigger's kwargs, which Airflow encrypts in its database
     when a Fernet key is configured.
 
@@ -117,8 +123,8 @@ class SeedreamLinksTrigger(BaseTrigger):
         import httpx
 
         try:
-            async with client.stream("GET", url) as response:
-                if response.status_code == 200:
+            async with client.stream("GET", url, headers={"Range": "bytes=0-0"}) as response:
+                if response.status_code in (200, 206):
                     return None
                 body = b""
                 async for chunk in response.aiter_raw():
@@ -129,6 +135,6 @@ class SeedreamLinksTrigger(BaseTrigger):
         except httpx.TimeoutException:
             return SeedreamLinkNotReadyError(f"{redact_url(url)} did not answer in time")
         except httpx.HTTPError as err:
-            from airflow_provider_seedream._transport import describe_cause
+            from airflow_provider_seedream._internal.causes import describe_cause
 
             return SeedreamDownloadError(f"Could not fetch {redact_url(url)}: {describe_cause(err)}")

@@ -1,4 +1,5 @@
-"""Generate, then store: waiting in poke mode and deferred, into a destination given at run time."""
+"""Generate, then store: waiting in poke mode and deferred, into a destination given at run time. The
+sensor is imported from ``operators.seedream``, where DAGs written before ``sensors`` find it."""
 
 from __future__ import annotations
 

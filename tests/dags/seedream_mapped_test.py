@@ -5,7 +5,8 @@ from __future__ import annotations
 import pendulum
 from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 with DAG(
     "seedream_mapped_test",

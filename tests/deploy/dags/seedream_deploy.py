@@ -9,7 +9,8 @@ import os
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_seedream.operators.seedream import SeedreamDownloadOperator, SeedreamGenerateOperator
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 START = pendulum.datetime(2026, 1, 1, tz="UTC")

@@ -10,8 +10,8 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from airflow_provider_seedream._redact import redact_text, redact_url
-from airflow_provider_seedream.exceptions import SeedreamResponseError
+from airflow_provider_seedream.contract.exceptions import SeedreamResponseError
+from airflow_provider_seedream.contract.redact import redact_text, redact_url
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 

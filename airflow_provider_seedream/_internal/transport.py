@@ -11,30 +11,120 @@ from __future__ import annotations
 import email.utils
 import http.client
 import random
-import socket
-import ssl
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import requests
 import urllib3.exceptions
 
-from airflow_provider_seedream._redact import redact_url
-from airflow_provider_seedream.connection import ConnectionSettings
-from airflow_provider_seedream.exceptions import (
+from airflow_provider_seedream._internal.causes import describe_cause
+from airflow_provider_seedream.contract.connection import ConnectionSettings
+from airflow_provider_seedream.contract.exceptions import (
+    SeedreamAPIError,
+    SeedreamAuthError,
     SeedreamConnectionError,
     SeedreamConnectionLostError,
     SeedreamError,
+    SeedreamPossiblyBilledError,
     SeedreamRateLimitError,
+    SeedreamResponseError,
     SeedreamTimeoutError,
+    api_error,
 )
+from airflow_provider_seedream.contract.redact import redact_text, redact_url
+from airflow_provider_seedream.contract.response import image_urls
 
 READ_CHUNK_BYTES = 1024 * 1024
 """Most bytes asked of the socket at once; a read returns whatever has arrived, up to this."""
 GENERATION_RESPONSE_LIMIT = 256 * 1024
 """A generation answers with at most 15 links of a few hundred bytes each: this is generous."""
+ERROR_BODY_SECONDS = 30.0
+"""Longest wait for an error body: it is only quoted, so a slow one is cut rather than awaited."""
 ERROR_BODY_LIMIT = 64 * 1024
 """Enough of an error body to classify and quote it; a gateway's HTML page is cut here."""
+
+
+class ThreadSessions(threading.local):
+    """One pair of HTTP sessions per thread: a ``requests.Session`` is not safe to share between
+    threads, and one hook serves several (``parallel_downloads``, a user's thread pool)."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self.api = requests.Session()
+        """The API's: JSON, with the key."""
+        self.api.headers["Content-Type"] = "application/json"
+        if api_key:
+            self.api.headers["Authorization"] = f"Bearer {api_key}"
+        self.links = requests.Session()
+        """Image links are presigned: they must never receive the API key."""
+
+
+def post_generation(
+    session: requests.Session,
+    url: str,
+    body: dict[str, Any],
+    timeouts: tuple[float, float],
+    *,
+    max_links: int,
+    secrets: tuple[str, ...],
+) -> list[str]:
+    """One generation POST, and its image links. Redirects are never followed: a 307 would re-send the
+    references elsewhere, and a 302 would turn into a GET whose answer is no generation."""
+    started = time.monotonic()
+    try:
+        response = session.post(url, json=body, timeout=timeouts, stream=True, allow_redirects=False)
+    except requests.RequestException as err:
+        raise transport_error(err, url, timeouts) from None
+    with response:  # a body read to its end has already gone back to the pool for reuse
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                content = read_body(
+                    response, limit=GENERATION_RESPONSE_LIMIT, deadline=time.monotonic() + timeouts[1]
+                )
+            except BodyError as err:
+                raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
+            return image_urls(status, content, secrets, max_links=max_links)
+        raise _answer_error(response, min(timeouts[1], ERROR_BODY_SECONDS), started, secrets)
+
+
+def probe_endpoint(
+    session: requests.Session,
+    base_url: str,
+    path: str,
+    timeouts: tuple[float, float],
+    secrets: tuple[str, ...],
+) -> str | None:
+    """Post ``{}`` to one endpoint, which cannot generate: ``None`` when it accepted the key (it answers
+    400 for the missing prompt), else what it answered."""
+    started = time.monotonic()
+    try:
+        response = session.post(
+            f"{base_url}{path}", json={}, timeout=timeouts, stream=True, allow_redirects=False
+        )
+    except requests.RequestException as err:
+        raise transport_error(err, base_url, timeouts) from None
+    with response:
+        error = _answer_error(response, timeouts[1], started, secrets)
+    if response.ok or (response.status_code == 400 and not isinstance(error, SeedreamAuthError)):
+        return None
+    return str(error)
+
+
+def _answer_error(
+    response: requests.Response, seconds: float, started: float, secrets: tuple[str, ...]
+) -> SeedreamAPIError | SeedreamPossiblyBilledError:
+    """The typed error for an answer: its body read within ``seconds`` and the size limit, the key and
+    any signature removed."""
+    body = redact_text(read_error_body(response, seconds).decode("utf-8", errors="replace"), secrets)
+    return api_error(
+        response.status_code,
+        body.encode(),
+        retry_after(response),
+        elapsed=time.monotonic() - started,
+        location=redact_url(response.headers.get("Location", "")) or None,
+    )
 
 
 class BodyError(Exception):
@@ -102,10 +192,8 @@ class RetryBudget:
     generated and when to come back, so pacing by Retry-After costs nothing but time. Other safe
     failures (a prompt 503, a failure to connect) get ``max_retries`` retries.
 
-    The hook drives it with a plain loop rather than tenacity (which Airflow's HttpHook uses): two
-    budgets and a billing rule read as one short loop, where tenacity spreads them over ``stop``,
-    ``wait`` and ``retry`` callbacks, and tenacity's machinery cost about 35 us on every successful
-    call, which took benchmark item 3 past its target."""
+    The hook drives it with a plain loop, not tenacity: benchmark item 3 measured why
+    (docs/benchmarks.md)."""
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
@@ -176,45 +264,6 @@ def _never_sent(err: requests.ConnectionError) -> bool:
     if isinstance(cause, urllib3.exceptions.MaxRetryError):
         cause = cause.reason
     return isinstance(cause, urllib3.exceptions.NewConnectionError)
-
-
-_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
-    (ConnectionRefusedError, "connection refused"),
-    (socket.gaierror, "the host name could not be resolved"),
-    (ConnectionResetError, "connection reset by the server"),
-    (BrokenPipeError, "the server closed the connection"),
-    (http.client.RemoteDisconnected, "the server closed the connection without answering"),
-    (http.client.IncompleteRead, "the body ended before its announced length"),
-    (ssl.SSLCertVerificationError, "the server's certificate could not be verified"),
-    (ssl.SSLError, "TLS handshake failed"),
-    (TimeoutError, "timed out"),
-    (urllib3.exceptions.DecodeError, "the body could not be decoded (Content-Encoding)"),
-)
-
-
-def describe_cause(err: BaseException) -> str:
-    """What went wrong, in words: "connection refused" rather than ``ConnectionError``."""
-    chain = _causes_of(err)
-    for kind, words in _CAUSES:
-        if any(isinstance(cause, kind) for cause in chain):
-            return words
-    return type(chain[-1]).__name__
-
-
-def _causes_of(err: BaseException) -> list[BaseException]:
-    """``err`` and everything it wraps: requests and urllib3 nest causes in args and ``reason``."""
-    seen: list[BaseException] = []
-    stack = [err]
-    while stack:
-        cause = stack.pop()
-        if any(cause is known for known in seen):
-            continue
-        seen.append(cause)
-        wrapped = (getattr(cause, "reason", None), cause.args[0] if cause.args else None)
-        stack.extend(
-            item for item in (*wrapped, cause.__cause__, cause.__context__) if isinstance(item, BaseException)
-        )
-    return seen
 
 
 def retry_after(response: requests.Response) -> float | None:

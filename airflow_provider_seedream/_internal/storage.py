@@ -10,7 +10,7 @@ rule decides how, per file system (:func:`commits_on_upload`):
   final key is written directly, in parts of ``UPLOAD_PART_BYTES``, and committed once the whole body
   is in; on any failure the upload is discarded (S3: the multipart upload is aborted). A temporary
   object and a "rename" would cost a second full copy and a delete per image. S3 is written as boto3
-  writes it (:func:`_write_s3`), each part with its checksum.
+  writes it (``s3.write_s3``), each part with its checksum.
 - Every other file system shows a file while it is written, so it gets a temporary sibling and a
   rename. Local destinations are written through directory file descriptors: no symbolic link below
   the destination is followed, a link at the final name is replaced rather than written through, and
@@ -19,32 +19,28 @@ rule decides how, per file system (:func:`commits_on_upload`):
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
-import io
 import os
 import posixpath
 import re
 import stat
 import uuid
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream.exceptions import SeedreamDownloadError, SeedreamError, SeedreamValidationError
+from airflow_provider_seedream._internal.s3 import UPLOAD_PART_BYTES, is_s3fs, write_s3
+from airflow_provider_seedream.contract.exceptions import (
+    SeedreamDownloadError,
+    SeedreamError,
+)
+from airflow_provider_seedream.contract.references import COMMIT_ON_UPLOAD_SCHEMES
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 LOCAL_PROTOCOLS = frozenset({"file", "local", ""})
-COMMIT_ON_UPLOAD_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
-"""Object stores whose fsspec files (s3fs, gcsfs, adlfs) publish an object only when ``commit()``
-completes its upload, and throw it away on ``discard()``."""
-UPLOAD_PART_BYTES = 8 * 1024 * 1024
-"""What an object-store upload holds in memory before sending a part, whatever the image's size (S3's
-smallest part is 5 MiB; s3fs's default of 50 MiB would hold most images whole)."""
 _NOT_RETRYABLE_ERRNOS = frozenset(
     {
         errno.EROFS,
@@ -83,7 +79,7 @@ def is_local(path: ObjectStoragePath) -> bool:
 def commits_on_upload(path: ObjectStoragePath) -> bool:
     """Whether a file written here is invisible until its upload is committed: then the final key is
     written directly; otherwise through a temporary name and a rename."""
-    return path.protocol in COMMIT_ON_UPLOAD_PROTOCOLS
+    return path.protocol in COMMIT_ON_UPLOAD_SCHEMES
 
 
 def storage_target(
@@ -159,38 +155,6 @@ def storage_error(err: Exception, where: object, action: str = "store") -> Seedr
     return SeedreamDownloadError(f"Could not {action} {where}: {cause}", retryable=retryable)
 
 
-def read_reference_file(value: str | os.PathLike[str] | ObjectStoragePath, label: str, limit: int) -> bytes:
-    """A reference file's bytes, at most ``limit`` + 1 (one byte over is enough to refuse). Only a
-    regular file is read: a FIFO or a device could block or never end."""
-    path = as_storage_path(value)
-    try:
-        if is_local(path):
-            # O_NONBLOCK: opening a FIFO must not wait for a writer; the check below refuses it.
-            fd = os.open(path.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as handle:
-                mode = os.fstat(fd).st_mode
-                if not stat.S_ISREG(mode):
-                    kind = (
-                        "a directory"
-                        if stat.S_ISDIR(mode)
-                        else "not a regular file (a FIFO, socket or device)"
-                    )
-                    raise SeedreamValidationError(f"{label}: is {kind}, not an image file")
-                return handle.read(limit + 1)
-        if path.is_dir():
-            raise SeedreamValidationError(f"{label}: is a directory, not an image file")
-        with path.open("rb") as handle:
-            return bytes(handle.read(limit + 1))
-    except FileNotFoundError:
-        raise SeedreamValidationError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise SeedreamValidationError(f"{label}: is a directory, not an image file") from None
-    except OSError as err:
-        raise SeedreamValidationError(
-            f"{label}: cannot be read ({err.strerror or type(err).__name__})"
-        ) from None
-
-
 def remove_partial_files(root: ObjectStoragePath, names: Iterable[str]) -> list[str]:
     """Remove the temporary files an interrupted write left for ``names`` (relative to ``root``, with
     ``{ext}`` standing for any extension). Returns what was removed."""
@@ -212,8 +176,8 @@ def remove_partial_files(root: ObjectStoragePath, names: Iterable[str]) -> list[
 
 def _write_committed(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
     # No mkdir: keys need no folders, and s3fs's would create a missing bucket instead of failing.
-    if _is_s3fs(target.fs):
-        _write_s3(target.fs, target.path, chunks)
+    if is_s3fs(target.fs):
+        write_s3(target.fs, target.path, chunks)
         return
     handle = target.fs.open(target.path, "wb", autocommit=False, block_size=UPLOAD_PART_BYTES)
     try:
@@ -229,81 +193,6 @@ def _write_committed(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None
         # discard() leaves the file open; closing it (as garbage collection would) uploads what it holds.
         handle.closed = True
         raise
-
-
-def _is_s3fs(fs: Any) -> bool:
-    try:
-        from s3fs import S3FileSystem  # type: ignore[import-untyped]
-    except ImportError:
-        return False
-    return isinstance(fs, S3FileSystem)
-
-
-def _write_s3(fs: Any, path: str, chunks: Iterable[bytes]) -> None:
-    """Upload to S3 as boto3's ``upload_file`` does, through the file system's own client (its
-    credentials, endpoint, signer and extra arguments): one PUT when the body fits in one part,
-    otherwise a multipart upload in parts of ``UPLOAD_PART_BYTES``, one part held at a time, aborted on
-    any failure. When the client sends checksums (botocore's default), every part carries its CRC32:
-    S3 checks each part and keeps a checksum of the object.
-
-    Hand-written, not s3fs's file object, for what benchmark 5 measured (0.68x boto3 with it, 0.97x
-    with this): s3fs completes an upload without its parts' checksums, which leaves the store to
-    compute one over the whole object, computes each part's checksum on its one event-loop thread
-    that every upload shares, and copies each part once more."""
-    bucket, key, _ = fs.split_path(path)
-    config = fs.connect().meta.config
-    with_checksums = getattr(config, "request_checksum_calculation", None) == "when_supported"
-    algorithm = {"ChecksumAlgorithm": "CRC32"} if with_checksums else {}
-
-    def call(method: str, **arguments: Any) -> Any:
-        return fs.call_s3(method, Bucket=bucket, Key=key, **arguments)
-
-    def checksum(data: bytes) -> dict[str, str]:
-        # zlib's CRC32 releases the GIL; botocore would compute it on the file system's one loop thread.
-        crc = zlib.crc32(data).to_bytes(4, "big")
-        return {"ChecksumCRC32": base64.b64encode(crc).decode("ascii")} if with_checksums else {}
-
-    try:
-        parts = _parts(chunks, UPLOAD_PART_BYTES)
-        data, last = next(parts)
-        if last:
-            call("put_object", Body=data, **algorithm, **checksum(data))
-            return
-        upload_id = call("create_multipart_upload", **algorithm)["UploadId"]
-        try:
-            completed: list[dict[str, Any]] = []
-            while True:
-                part = {"PartNumber": len(completed) + 1, **checksum(data)}
-                sent = call("upload_part", UploadId=upload_id, Body=data, **algorithm, **part)
-                completed.append({**part, "ETag": sent["ETag"]})
-                del data, sent  # one part held at a time
-                if last:
-                    break
-                data, last = next(parts)
-            call("complete_multipart_upload", UploadId=upload_id, MultipartUpload={"Parts": completed})
-        except BaseException:
-            # Should the abort fail too, the first failure is the one to report.
-            with contextlib.suppress(Exception):
-                call("abort_multipart_upload", UploadId=upload_id)
-            raise
-    finally:
-        fs.invalidate_cache(path)
-
-
-def _parts(chunks: Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
-    """``chunks`` regrouped in parts of ``size`` bytes, each with whether it is the last. A part is
-    given out once a byte beyond it has arrived, so a body of exactly ``size`` bytes is one last part."""
-    part = io.BytesIO()
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while part.tell() + len(view) > size:
-            cut = size - part.tell()
-            part.write(view[:cut])
-            view = view[cut:]
-            yield part.getvalue(), False  # the buffer itself, not a copy
-            part = io.BytesIO()
-        part.write(view)
-    yield part.getvalue(), True
 
 
 def _write_then_move(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:

@@ -13,20 +13,29 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from airflow_provider_seedream._imageinfo import EXTENSIONS, read_image_info
-from airflow_provider_seedream._redact import link_identity, redact_text, redact_url
-from airflow_provider_seedream._storage import as_storage_path, join, storage_target, write_atomically
-from airflow_provider_seedream._transport import BodyError, describe_cause, iter_body, read_error_body
-from airflow_provider_seedream.exceptions import SeedreamDownloadError
-from airflow_provider_seedream.links import link_failure
+from airflow_provider_seedream._internal.causes import describe_cause
+from airflow_provider_seedream._internal.storage import (
+    as_storage_path,
+    join,
+    storage_target,
+    write_atomically,
+)
+from airflow_provider_seedream._internal.transport import (
+    ERROR_BODY_SECONDS,
+    BodyError,
+    iter_body,
+    read_error_body,
+)
+from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
+from airflow_provider_seedream.contract.imageinfo import EXTENSIONS, read_image_info
+from airflow_provider_seedream.contract.links import link_failure
+from airflow_provider_seedream.contract.redact import link_identity, redact_text, redact_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 SNIFF_BYTES = 64 * 1024
 """Enough of an image's start to know its format and, for all but odd JPEGs, its pixel size."""
-ERROR_BODY_SECONDS = 30.0
-"""Longest wait for an error body: it is only quoted, so a slow one is cut rather than awaited."""
 
 
 @dataclass(frozen=True)

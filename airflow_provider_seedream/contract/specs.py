@@ -12,7 +12,7 @@ test suite proves it with a fictional one). Sources: Novita's API reference page
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 DEFAULT_MODEL = "seedream-4.5"
@@ -69,52 +69,46 @@ class ModelSpec:
     optimize_prompt_modes: tuple[str, ...] = field(default=())
 
 
-# Seedream 4.5 and 5.0 lite share one body shape: references in ``image``, nested options.
-_IMAGE_ARRAY_FIELDS = body_fields(
-    images=("image",),
-    max_images=("sequential_image_generation_options", "max_images"),
-    optimize_prompt_mode=("optimize_prompt_options", "mode"),
+SEEDREAM_40 = ModelSpec(
+    name="seedream-4.0",
+    path="/v3/seedream-4.0",
+    fields=body_fields(),
+    max_references=10,
+    reference_limits=ReferenceLimits(
+        formats=("jpeg", "png"),
+        max_bytes=10 * 1024 * 1024,
+        min_side_exclusive=14,
+        max_pixels=6000 * 6000,
+        aspect_ratio=(Fraction(1, 3), Fraction(3)),
+    ),
+    size_presets={"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
+    pixel_range=(1024 * 1024, 4096 * 4096),
 )
-_IMAGE_ARRAY_REFERENCES = ReferenceLimits(formats=("jpeg", "png", "webp", "bmp", "tiff", "gif"))
+SEEDREAM_45 = ModelSpec(
+    name="seedream-4.5",
+    path="/v3/seedream-4.5",
+    fields=body_fields(
+        images=("image",),
+        max_images=("sequential_image_generation_options", "max_images"),
+        optimize_prompt_mode=("optimize_prompt_options", "mode"),
+    ),
+    max_references=14,
+    reference_limits=ReferenceLimits(formats=("jpeg", "png", "webp", "bmp", "tiff", "gif")),
+    size_presets={"2K": (2048, 2048), "4K": (4096, 4096)},
+    pixel_range=(3_686_400, 16_777_216),
+    optimize_prompt_modes=("standard",),
+)
+# Its page: the body shape and reference rules of 4.5; only the presets and the pixel range differ,
+# 2560x1440 .. 3072x3072x1.1025 (10,404,495.36, rounded up as the page gives it).
+SEEDREAM_50_LITE = replace(
+    SEEDREAM_45,
+    name="seedream-5.0-lite",
+    path="/v3/seedream-5.0-lite",
+    size_presets={"2K": (2048, 2048), "3K": (3072, 3072)},
+    pixel_range=(3_686_400, 10_404_496),
+)
 
-MODEL_SPECS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            name="seedream-4.0",
-            path="/v3/seedream-4.0",
-            fields=body_fields(),
-            max_references=10,
-            reference_limits=ReferenceLimits(
-                formats=("jpeg", "png"),
-                max_bytes=10 * 1024 * 1024,
-                min_side_exclusive=14,
-                max_pixels=6000 * 6000,
-                aspect_ratio=(Fraction(1, 3), Fraction(3)),
-            ),
-            size_presets={"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
-            pixel_range=(1024 * 1024, 4096 * 4096),
-        ),
-        ModelSpec(
-            name="seedream-4.5",
-            path="/v3/seedream-4.5",
-            fields=_IMAGE_ARRAY_FIELDS,
-            max_references=14,
-            reference_limits=_IMAGE_ARRAY_REFERENCES,
-            size_presets={"2K": (2048, 2048), "4K": (4096, 4096)},
-            pixel_range=(3_686_400, 16_777_216),
-            optimize_prompt_modes=("standard",),
-        ),
-        ModelSpec(
-            name="seedream-5.0-lite",
-            path="/v3/seedream-5.0-lite",
-            fields=_IMAGE_ARRAY_FIELDS,
-            max_references=14,
-            reference_limits=_IMAGE_ARRAY_REFERENCES,
-            size_presets={"2K": (2048, 2048), "3K": (3072, 3072)},
-            # 2560x1440 .. 3072x3072x1.1025, as the page gives it (10,404,495.36 rounded up).
-            pixel_range=(3_686_400, 10_404_496),
-            optimize_prompt_modes=("standard",),
-        ),
-    )
-}
+MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (SEEDREAM_40, SEEDREAM_45, SEEDREAM_50_LITE)}
+
+MAX_GENERATED_IMAGES = max(spec.max_total_images for spec in MODEL_SPECS.values())
+"""The most images one generation can return, over every model."""

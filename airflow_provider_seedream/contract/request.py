@@ -2,20 +2,16 @@
 Seedream generation requests: validated against the model's spec, then turned into the wire body.
 
 Plain Python (pydantic, no Airflow), so the operator, the hook and the sandbox server share one
-source of truth. Nothing here does I/O: reference files are read by the hook, which hands their
-bytes to :func:`inline_image`.
+source of truth. Nothing here does I/O; reference images are classified and checked in
+``references``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-import os
 import re
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -29,9 +25,16 @@ from pydantic import (
     model_validator,
 )
 
-from airflow_provider_seedream._imageinfo import read_image_info
-from airflow_provider_seedream.exceptions import SeedreamValidationError
-from airflow_provider_seedream.specs import (
+from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.references import (
+    Reference,
+    classify_reference,
+    is_single_reference,
+    ratio_text,
+    short_repr,
+)
+from airflow_provider_seedream.contract.rendered import rendered_bool, rendered_int, rendered_none
+from airflow_provider_seedream.contract.specs import (
     DEFAULT_MODEL,
     MODEL_SPECS,
     PROMPT_RECOMMENDED_CJK_CHARACTERS,
@@ -40,159 +43,8 @@ from airflow_provider_seedream.specs import (
 )
 
 log = logging.getLogger(__name__)
-
-OBJECT_STORAGE_SCHEMES = frozenset(
-    {"file", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "wasb", "wasbs", "hdfs", "memory"}
-)
-"""URI schemes read through Airflow's ObjectStoragePath. Anything else with a scheme is refused."""
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-_DATA_URI = re.compile(r"^data:image/([a-zA-Z0-9.+-]+);base64,(.*)$", re.DOTALL)
 _SIZE_WXH = re.compile(r"^([0-9]+)[xX]([0-9]+)$")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_MEDIA_SUBTYPE_FORMAT = {"jpg": "jpeg", "pjpeg": "jpeg", "x-png": "png", "x-ms-bmp": "bmp", "tif": "tiff"}
-
-
-def short_repr(value: object, limit: int = 80) -> str:
-    """``repr`` short enough for an error message. A data URI shows its type and length only: its
-    content is the user's image, and megabytes long."""
-    if isinstance(value, str) and value.lstrip()[:5].lower() == "data:":
-        head = value.lstrip().split(",", 1)[0]
-        return repr(f"{head[:60]},... ({len(value):,} characters)")
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
-
-
-def _ratio(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A reference image as given, classified by where its bytes are."""
-
-    kind: Literal["url", "data_uri", "path"]
-    value: Any
-    """The URL or data URI string, or a path: a local path string, a storage URI or a path object."""
-
-    def __str__(self) -> str:
-        return short_repr(str(self.value))
-
-
-def classify_reference(value: object) -> Reference:
-    """Tell a URL, a data URI and a file to read apart, refusing anything the API cannot take."""
-    if isinstance(value, str):
-        text = value.strip()
-        lowered = text.lower()
-        if lowered.startswith(("http://", "https://")):
-            if not re.match(r"^https?://[^/\s?#]+", text, re.IGNORECASE):
-                raise ValueError(f"{short_repr(value)} is not a valid URL")
-            return Reference("url", text)
-        if lowered.startswith("data:"):
-            match = _DATA_URI.match(text)
-            if not match:
-                raise ValueError(
-                    f"{short_repr(value)} is not a data URI of the form data:image/<format>;base64,<data>"
-                )
-            return Reference("data_uri", text)
-        scheme = _SCHEME.match(text)
-        if scheme:
-            if scheme.group(1).lower() not in OBJECT_STORAGE_SCHEMES:
-                raise ValueError(
-                    f"{short_repr(value)} has an unsupported scheme {scheme.group(1)!r}; use an http(s) URL, "
-                    f"a data URI, a local path or one of {', '.join(sorted(OBJECT_STORAGE_SCHEMES))}"
-                )
-            return Reference("path", text)
-        if not text:
-            raise ValueError("an empty string is not a reference image")
-        return Reference("path", text)
-    # pathlib.Path, ObjectStoragePath and other path objects: read by the hook.
-    if isinstance(value, os.PathLike) or hasattr(value, "read_bytes"):
-        return Reference("path", value)
-    raise ValueError(f"{short_repr(value)} ({type(value).__name__}) is not a URL, data URI or path")
-
-
-def _is_single_reference(value: object) -> bool:
-    return isinstance(value, (str, os.PathLike)) or hasattr(value, "read_bytes")
-
-
-def check_image_bytes(data: bytes, spec: ModelSpec, label: str) -> str:
-    """Check reference bytes against the model's limits by content; returns the media type."""
-    limits = spec.reference_limits
-    if limits.max_bytes is not None and len(data) > limits.max_bytes:
-        raise SeedreamValidationError(
-            f"{label}: {len(data):,} bytes is over the {limits.max_bytes:,}-byte limit of {spec.name}"
-        )
-    info = read_image_info(data)
-    if info is None or info.width is None or info.height is None:
-        raise SeedreamValidationError(f"{label}: the content is not an image ({', '.join(limits.formats)})")
-    if info.format not in limits.formats:
-        raise SeedreamValidationError(
-            f"{label}: {info.format} images are not accepted by {spec.name}; use {', '.join(limits.formats)}"
-        )
-    if limits.min_side_exclusive is not None and min(info.width, info.height) <= limits.min_side_exclusive:
-        raise SeedreamValidationError(
-            f"{label}: {info.width}x{info.height} px; {spec.name} needs width and height over "
-            f"{limits.min_side_exclusive} px"
-        )
-    if limits.max_pixels is not None and info.width * info.height > limits.max_pixels:
-        raise SeedreamValidationError(
-            f"{label}: {info.width}x{info.height} px is {info.width * info.height:,} pixels; "
-            f"{spec.name} takes at most {limits.max_pixels:,}"
-        )
-    if limits.aspect_ratio is not None:
-        low, high = limits.aspect_ratio
-        if not low <= Fraction(info.width, info.height) <= high:
-            raise SeedreamValidationError(
-                f"{label}: aspect ratio {info.width}x{info.height} is outside {_ratio(low)}..{_ratio(high)} "
-                f"for {spec.name} references"
-            )
-    return info.media_type
-
-
-def inline_image(data: bytes, spec: ModelSpec, label: str) -> str:
-    """Check a reference image's bytes and return them as the data URI the API takes."""
-    media_type = check_image_bytes(data, spec, label)
-    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def check_data_uri(uri: str, spec: ModelSpec, label: str) -> None:
-    """A data URI must decode, and hold an image the model accepts, in the format it declares."""
-    match = _DATA_URI.match(uri.strip())
-    if not match:
-        raise SeedreamValidationError(
-            f"{label}: not a data URI of the form data:image/<format>;base64,<data>"
-        )
-    declared = match.group(1).lower()
-    declared = _MEDIA_SUBTYPE_FORMAT.get(declared, declared)
-    try:
-        data = base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError):
-        raise SeedreamValidationError(f"{label}: the base64 data of the data URI does not decode") from None
-    media_type = check_image_bytes(data, spec, label)
-    if media_type != f"image/{declared}":
-        raise SeedreamValidationError(
-            f"{label}: declared image/{match.group(1)} but the content is {media_type}"
-        )
-
-
-def _rendered_int(value: Any) -> Any:
-    """A template renders ``{{ params.n }}`` to ``"3"``: ASCII digits become the number."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
-    return value
-
-
-def _rendered_bool(value: Any) -> Any:
-    """A template renders a boolean to ``"True"``/``"false"``: those two words become the boolean."""
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return value
-
-
-def _rendered_none(value: Any) -> Any:
-    """A template that renders an unset value gives ``"None"`` or ``""``: both mean unset."""
-    return None if isinstance(value, str) and value.strip() in ("", "None") else value
 
 
 class GenerateRequest(BaseModel):
@@ -206,17 +58,17 @@ class GenerateRequest(BaseModel):
 
     model: StrictStr = DEFAULT_MODEL
     prompt: StrictStr
-    size: Annotated[StrictStr | None, BeforeValidator(_rendered_none)] = None
+    size: Annotated[StrictStr | None, BeforeValidator(rendered_none)] = None
     images: list[Any] | None = None
     """As given; see ``references`` for them classified."""
-    sequential_image_generation: Annotated[StrictStr | None, BeforeValidator(_rendered_none)] = None
-    max_images: Annotated[
-        StrictInt | None, BeforeValidator(_rendered_int), BeforeValidator(_rendered_none)
-    ] = None
+    sequential_image_generation: Annotated[StrictStr | None, BeforeValidator(rendered_none)] = None
+    max_images: Annotated[StrictInt | None, BeforeValidator(rendered_int), BeforeValidator(rendered_none)] = (
+        None
+    )
     watermark: Annotated[
-        StrictBool | None, BeforeValidator(_rendered_bool), BeforeValidator(_rendered_none)
+        StrictBool | None, BeforeValidator(rendered_bool), BeforeValidator(rendered_none)
     ] = None
-    optimize_prompt_mode: Annotated[StrictStr | None, BeforeValidator(_rendered_none)] = None
+    optimize_prompt_mode: Annotated[StrictStr | None, BeforeValidator(rendered_none)] = None
 
     _references: list[Reference] = PrivateAttr(default_factory=list)
 
@@ -233,7 +85,7 @@ class GenerateRequest(BaseModel):
     @classmethod
     def _images_as_list(cls, data: Any) -> Any:
         """One reference may be given alone; a template often renders to a single string."""
-        if isinstance(data, dict) and _is_single_reference(data.get("images")):
+        if isinstance(data, dict) and is_single_reference(data.get("images")):
             return {**data, "images": [data["images"]]}
         return data
 
@@ -294,7 +146,7 @@ class GenerateRequest(BaseModel):
         low_ratio, high_ratio = spec.aspect_ratio
         allowed = (
             f"use one of {', '.join(spec.size_presets)}, or WIDTHxHEIGHT with total pixels "
-            f"{low:,}..{high:,} and aspect ratio {_ratio(low_ratio)}..{_ratio(high_ratio)}"
+            f"{low:,}..{high:,} and aspect ratio {ratio_text(low_ratio)}..{ratio_text(high_ratio)}"
         )
         if _preset(spec, self.size) is not None:
             return None
@@ -311,8 +163,8 @@ class GenerateRequest(BaseModel):
             )
         if not low_ratio <= Fraction(width, height) <= high_ratio:
             return (
-                f"size={self.size!r}: aspect ratio {_ratio(Fraction(width, height))} is outside "
-                f"{_ratio(low_ratio)}..{_ratio(high_ratio)} for {spec.name}"
+                f"size={self.size!r}: aspect ratio {ratio_text(Fraction(width, height))} is outside "
+                f"{ratio_text(low_ratio)}..{ratio_text(high_ratio)} for {spec.name}"
             )
         return None
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from airflow_provider_seedream.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
 
 DEFAULT_BASE_URL = "https://api.novita.ai"
 DEFAULT_CONN_ID = "seedream_default"

@@ -8,13 +8,13 @@ from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow_provider_seedream._redact import redact_text, redact_url, signature_values
-from airflow_provider_seedream.exceptions import (
+from airflow_provider_seedream.contract.exceptions import (
     SeedreamDownloadError,
     SeedreamLinkExpiredError,
     SeedreamLinkNotReadyError,
     truncate,
 )
+from airflow_provider_seedream.contract.redact import redact_text, redact_url, signature_values
 
 DEFAULT_NOT_READY_STATUSES: tuple[int, ...] = (404,)
 """A link that was just issued may 404 until the object store has it."""

@@ -1,0 +1,47 @@
+"""Every difference between the supported Airflow versions (2.11, 3.0-3.3) that the provider's own code
+has to know about, in one place. What ``apache-airflow-providers-common-compat`` already bridges
+(``airflow.providers.common.compat.sdk``) is imported from there instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _airflow_version() -> tuple[int, int]:
+    from importlib.metadata import version
+
+    major, minor = version("apache-airflow").split(".")[:2]
+    return int(major), int(minor)
+
+
+AIRFLOW_VERSION = _airflow_version()
+AIRFLOW_V_3_0_PLUS = AIRFLOW_VERSION >= (3, 0)
+AIRFLOW_V_3_1_PLUS = AIRFLOW_VERSION >= (3, 1)
+AIRFLOW_V_3_2_PLUS = AIRFLOW_VERSION >= (3, 2)
+"""3.2 builds connection forms from provider info; before, from the hook with Flask-AppBuilder."""
+AIRFLOW_V_3_3_PLUS = AIRFLOW_VERSION >= (3, 3)
+"""3.3 gives a running task ``context["task_state_store"]``, which survives its retries."""
+
+
+def connection_form_widgets(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The connection form's extra fields (``ConnectionSettings.form_fields()``) as the Flask-AppBuilder
+    widgets Airflow before 3.2 asks a hook for; imported only there, where the old UI is installed."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms.validators import Optional
+
+    widgets: dict[str, Any] = {}
+    for name, field in fields.items():
+        label, kinds = lazy_gettext(field["label"]), field["schema"]["type"]
+        if "boolean" in kinds:
+            widgets[name] = BooleanField(label, description=field["description"])
+        else:
+            kind = IntegerField if "integer" in kinds else StringField
+            widgets[name] = kind(
+                label,
+                widget=BS3TextFieldWidget(),
+                validators=[Optional()],
+                description=field["description"],
+            )
+    return widgets
