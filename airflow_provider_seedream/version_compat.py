@@ -23,6 +23,13 @@ AIRFLOW_V_3_3_PLUS = AIRFLOW_VERSION >= (3, 3)
 """3.3 gives a running task ``context["task_state_store"]``, which survives its retries."""
 
 
+def storage_conn_id(path: Any) -> str | None:
+    """The Airflow connection an ``ObjectStoragePath`` was made with: a property since Airflow 3, a
+    storage option before."""
+    conn_id: str | None = getattr(path, "conn_id", None) or path.storage_options.get("conn_id")
+    return conn_id
+
+
 def connection_form_widgets(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The connection form's extra fields (``ConnectionSettings.form_fields()``) as the Flask-AppBuilder
     widgets Airflow before 3.2 asks a hook for; imported only there, where the old UI is installed."""

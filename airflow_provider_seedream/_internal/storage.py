@@ -6,15 +6,15 @@ can import this module at DAG-parse time for nothing.
 A file appears under its final name only once complete, and a failed write leaves nothing there. One
 rule decides how, per file system (:func:`commits_on_upload`):
 
-- Object stores (S3, GCS, Azure Blob) make an object visible only when its upload completes. The
-  final key is written directly, in parts of ``UPLOAD_PART_BYTES``, and committed once the whole body
-  is in; on any failure the upload is discarded (S3: the multipart upload is aborted). A temporary
-  object and a "rename" would cost a second full copy and a delete per image. S3 is written as boto3
-  writes it (``s3.write_s3``), each part with its checksum.
+- S3 makes an object visible only when its upload completes: the final key is written directly by
+  boto3's managed transfer (``s3.write_s3``), which aborts the upload on any failure. A temporary
+  object and a "rename" would cost a second full copy and a delete per image.
 - Every other file system shows a file while it is written, so it gets a temporary sibling and a
-  rename. Local destinations are written through directory file descriptors: no symbolic link below
-  the destination is followed, a link at the final name is replaced rather than written through, and
-  the file is synced before the rename.
+  rename (on GCS and Azure Blob, a server-side copy). Local destinations are written through
+  directory file descriptors: no symbolic link below the destination is followed, a link at the final
+  name is replaced rather than written through, and the file is synced before the rename. Object
+  stores are never ``mkdir``-ed: keys need no folders, and their file systems would create a missing
+  bucket instead of failing.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream._internal.s3 import UPLOAD_PART_BYTES, is_s3fs, write_s3
+from airflow_provider_seedream._internal.s3 import write_s3
 from airflow_provider_seedream.contract.exceptions import (
     SeedreamDownloadError,
     SeedreamError,
 )
-from airflow_provider_seedream.contract.references import COMMIT_ON_UPLOAD_SCHEMES
+from airflow_provider_seedream.contract.references import COMMIT_ON_UPLOAD_SCHEMES, OBJECT_STORE_SCHEMES
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
@@ -77,7 +77,7 @@ def is_local(path: ObjectStoragePath) -> bool:
 
 
 def commits_on_upload(path: ObjectStoragePath) -> bool:
-    """Whether a file written here is invisible until its upload is committed: then the final key is
+    """Whether a file written here is invisible until its upload completes: then the final key is
     written directly; otherwise through a temporary name and a rename."""
     return path.protocol in COMMIT_ON_UPLOAD_SCHEMES
 
@@ -129,7 +129,7 @@ def write_atomically(
         if is_local(target):
             _write_local(root.path, relative, chunks)
         elif commits_on_upload(target):
-            _write_committed(target, chunks)
+            write_s3(target, chunks)
         else:
             _write_then_move(target, chunks)
     except SeedreamError:
@@ -174,29 +174,9 @@ def remove_partial_files(root: ObjectStoragePath, names: Iterable[str]) -> list[
     return removed
 
 
-def _write_committed(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
-    # No mkdir: keys need no folders, and s3fs's would create a missing bucket instead of failing.
-    if is_s3fs(target.fs):
-        write_s3(target.fs, target.path, chunks)
-        return
-    handle = target.fs.open(target.path, "wb", autocommit=False, block_size=UPLOAD_PART_BYTES)
-    try:
-        for chunk in chunks:
-            handle.write(chunk)
-        handle.close()  # uploads the last part; the object is still invisible
-        handle.commit()  # completes the upload: the object appears whole
-    except BaseException:
-        # Aborts the upload: no object, no parts left behind. Should the abort fail too, the first
-        # failure is the one to report.
-        with contextlib.suppress(Exception):
-            handle.discard()
-        # discard() leaves the file open; closing it (as garbage collection would) uploads what it holds.
-        handle.closed = True
-        raise
-
-
 def _write_then_move(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.protocol not in OBJECT_STORE_SCHEMES:
+        target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.part"
     fs = target.fs
     try:

@@ -33,7 +33,7 @@ from airflow_provider_seedream.contract.exceptions import (
     SeedreamTimeoutError,
     api_error,
 )
-from airflow_provider_seedream.contract.redact import redact_text, redact_url
+from airflow_provider_seedream.contract.redact import Secrets, redact_text, redact_url
 from airflow_provider_seedream.contract.response import image_urls
 
 READ_CHUNK_BYTES = 1024 * 1024
@@ -67,7 +67,7 @@ def post_generation(
     timeouts: tuple[float, float],
     *,
     max_links: int,
-    secrets: tuple[str, ...],
+    secrets: Secrets,
 ) -> list[str]:
     """One generation POST, and its image links. Redirects are never followed: a 307 would re-send the
     references elsewhere, and a 302 would turn into a GET whose answer is no generation."""
@@ -94,7 +94,7 @@ def probe_endpoint(
     base_url: str,
     path: str,
     timeouts: tuple[float, float],
-    secrets: tuple[str, ...],
+    secrets: Secrets,
 ) -> str | None:
     """Post ``{}`` to one endpoint, which cannot generate: ``None`` when it accepted the key (it answers
     400 for the missing prompt), else what it answered."""
@@ -113,7 +113,7 @@ def probe_endpoint(
 
 
 def _answer_error(
-    response: requests.Response, seconds: float, started: float, secrets: tuple[str, ...]
+    response: requests.Response, seconds: float, started: float, secrets: Secrets
 ) -> SeedreamAPIError | SeedreamPossiblyBilledError:
     """The typed error for an answer: its body read within ``seconds`` and the size limit, the key and
     any signature removed."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _SECRET_SUFFIXES = ("signature", "credential", "token")
@@ -17,6 +17,21 @@ _SECRET_IN_TEXT = re.compile(
 )
 """A signing parameter anywhere in free text: a server may echo a presigned link in an error page."""
 MASK = "***"
+
+
+class Secrets:
+    """Values that must never be shown (the API key), handed to what quotes a server's words so that
+    it can remove them. Its repr shows none of them: a traceback that prints its frames' locals (as
+    Airflow 3.0's console renderer does) prints ``<1 secret>``."""
+
+    def __init__(self, *values: str) -> None:
+        self._values = tuple(value for value in values if value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __repr__(self) -> str:
+        return f"<{len(self._values)} secret{'s' if len(self._values) != 1 else ''}>"
 
 
 def redact_url(url: str) -> str:

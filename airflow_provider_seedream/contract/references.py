@@ -18,10 +18,12 @@ from airflow_provider_seedream.contract.exceptions import SeedreamValidationErro
 from airflow_provider_seedream.contract.imageinfo import read_image_info
 from airflow_provider_seedream.contract.specs import ModelSpec
 
-COMMIT_ON_UPLOAD_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
-"""Object stores whose fsspec files (s3fs, gcsfs, adlfs) publish an object only when ``commit()``
-completes its upload, and throw it away on ``discard()``."""
-OBJECT_STORAGE_SCHEMES = COMMIT_ON_UPLOAD_SCHEMES | {"file", "wasb", "wasbs", "hdfs", "memory"}
+OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
+"""Object stores: keys, no folders (and a ``mkdir`` there would create a missing bucket)."""
+COMMIT_ON_UPLOAD_SCHEMES = frozenset({"s3", "s3a"})
+"""Stores written through a managed upload whose object appears only once complete (S3, by boto3's
+transfer); the other object stores get a temporary object and a move."""
+OBJECT_STORAGE_SCHEMES = OBJECT_STORE_SCHEMES | {"file", "wasb", "wasbs", "hdfs", "memory"}
 """URI schemes read through Airflow's ObjectStoragePath. Anything else with a scheme is refused."""
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from airflow_provider_seedream.contract.exceptions import SeedreamResponseError
@@ -16,7 +17,7 @@ from airflow_provider_seedream.contract.redact import redact_text, redact_url
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 
 
-def image_urls(status: int, body: bytes, secrets: tuple[str, ...] = (), *, max_links: int) -> list[str]:
+def image_urls(status: int, body: bytes, secrets: Iterable[str] = (), *, max_links: int) -> list[str]:
     """The links in ``{"images": [...]}``; items may be strings or objects with ``image_url``/``url``.
 
     At most ``max_links`` (the model's own limit, 15), each an http(s) URL with a host and no control

@@ -33,7 +33,7 @@ from airflow_provider_seedream.contract.exceptions import (
     may_retry,
 )
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
-from airflow_provider_seedream.contract.redact import mask_signatures, redact_url
+from airflow_provider_seedream.contract.redact import Secrets, mask_signatures, redact_url
 from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, GenerateRequest, build_request
 from airflow_provider_seedream.contract.specs import DEFAULT_MODEL, MODEL_SPECS
 from airflow_provider_seedream.version_compat import connection_form_widgets
@@ -96,9 +96,9 @@ class SeedreamHook(BaseHook):
         return connection
 
     @cached_property
-    def _secrets(self) -> tuple[str, ...]:
+    def _secrets(self) -> Secrets:
         """What a server may echo back and must never be shown: the API key."""
-        return (self._connection.password,) if self._connection.password else ()
+        return Secrets(self._connection.password or "")
 
     @cached_property
     def base_url(self) -> str:

@@ -15,11 +15,13 @@ def record_failure(context) -> None:
     """What an ``on_failure_callback`` sees: the exception, its type and the Seedream error behind it."""
     if not context["params"].get("callback_file"):
         return
-    exception = context["exception"]
+    exception = context.get("exception")  # Airflow 3.0's dag.test() hands callbacks none
     seen = {
         "type": type(exception).__name__,
         "message": str(exception),
-        "cause": type(exception.__cause__).__name__ if exception.__cause__ else None,
+        "cause": type(exception.__cause__).__name__
+        if exception is not None and exception.__cause__
+        else None,
     }
     with open(context["params"]["callback_file"], "w") as handle:
         json.dump(seen, handle)
