@@ -211,7 +211,7 @@ def case_download_memory(url: str, target: str, warm_url: str | None) -> None:
 
     get_listener_manager()
     hook = SeedreamHook()
-    hook.settings, hook._download_session  # noqa: B018 - connection and session made up front
+    hook.settings, hook._sessions.links  # noqa: B018 - connection and session made up front
     if warm_url:
         hook.download(warm_url, target + ".warm.{ext}")
     gc.collect()

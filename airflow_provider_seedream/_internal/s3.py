@@ -21,8 +21,6 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedream.version_compat import storage_conn_id
-
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
@@ -89,6 +87,8 @@ def _client(target: ObjectStoragePath) -> Any:
         client = _clients.get(fs)
         if client is None:
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            from airflow_provider_seedream.version_compat import storage_conn_id
 
             client = _clients[fs] = S3Hook(aws_conn_id=storage_conn_id(target)).get_conn()
     return client
