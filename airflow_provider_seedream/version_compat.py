@@ -15,12 +15,7 @@ def _airflow_version() -> tuple[int, int]:
 
 
 AIRFLOW_VERSION = _airflow_version()
-AIRFLOW_V_3_0_PLUS = AIRFLOW_VERSION >= (3, 0)
-AIRFLOW_V_3_1_PLUS = AIRFLOW_VERSION >= (3, 1)
-AIRFLOW_V_3_2_PLUS = AIRFLOW_VERSION >= (3, 2)
-"""3.2 builds connection forms from provider info; before, from the hook with Flask-AppBuilder."""
-AIRFLOW_V_3_3_PLUS = AIRFLOW_VERSION >= (3, 3)
-"""3.3 gives a running task ``context["task_state_store"]``, which survives its retries."""
+"""(major, minor) of the installed Airflow: what the tests skip and expect by."""
 
 
 def storage_conn_id(path: Any) -> str | None:
