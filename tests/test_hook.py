@@ -664,3 +664,42 @@ def test_one_hook_serves_twenty_threads(connection, tmp_path):
         with open(location, "rb") as handle:
             assert handle.read() == connection.image_bytes(url)
         assert connection.downloads_of(url) == 1
+
+
+def test_a_parameter_only_one_model_has_costs_a_field_a_path_and_the_signatures(connection, monkeypatch):
+    """What adding ``seed``, which only the fictional model has, costs: one field of GenerateRequest and
+    one path in that model's spec. Validation, the body and the sandbox follow; every other model
+    refuses it by name; and the hook's explicit signature does not take it until it names it (as
+    ``test_public_signatures_take_every_generation_parameter`` then demands of the operator too)."""
+    from pydantic import StrictInt
+
+    from airflow_provider_seedream.contract import request as request_module
+    from airflow_provider_seedream.contract.specs import MODEL_SPECS, ModelSpec, ReferenceLimits, body_fields
+
+    class WithSeed(request_module.GenerateRequest):
+        seed: StrictInt | None = None  # the one field
+
+    monkeypatch.setattr(request_module, "GenerateRequest", WithSeed)
+    monkeypatch.setattr(request_module, "GENERATION_PARAMETERS", tuple(WithSeed.model_fields))
+    spec = ModelSpec(
+        name="seedream-9.0-fictional",
+        path="/v3/seedream-9.0-fictional",
+        fields=body_fields(seed=("options", "seed")),  # the one path
+        max_references=4,
+        reference_limits=ReferenceLimits(formats=("png",)),
+        size_presets={"2K": (2048, 2048)},
+        pixel_range=(1024 * 1024, 4096 * 4096),
+    )
+    monkeypatch.setitem(MODEL_SPECS, spec.name, spec)
+    hook = SeedreamHook()
+    prepared = hook.prepare_generation(prompt="p", model=spec.name, size="2K", seed=42)
+    hook.send_generation(prepared)
+    (request,) = connection.requests
+    assert (request.path, request.body) == (spec.path, {"prompt": "p", "size": "2K", "options": {"seed": 42}})
+    with pytest.raises(SeedreamValidationError, match=r"seed=42: seedream-4\.5 has no such parameter"):
+        hook.prepare_generation(prompt="p", model="seedream-4.5", seed=42)
+    with pytest.raises(SeedreamValidationError, match="seed='7x': Input should be a valid integer"):
+        hook.prepare_generation(prompt="p", model=spec.name, seed="7x")
+    with pytest.raises(TypeError, match="seed"):
+        hook.generate("p", model=spec.name, seed=42)  # type: ignore[call-arg]
+    assert len(connection.requests) == 1
