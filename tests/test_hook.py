@@ -10,6 +10,7 @@ import socket
 import time
 
 import pytest
+from airflow.exceptions import AirflowException
 from conftest import API_KEY, json_connection
 from PIL import Image
 
@@ -31,6 +32,7 @@ from airflow_provider_seedream.contract.exceptions import (
     may_retry,
 )
 from airflow_provider_seedream.hooks.seedream import SeedreamHook
+from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 from airflow_provider_seedream.testing import Fault, SeedreamSandbox
 
 
@@ -669,8 +671,10 @@ def test_one_hook_serves_twenty_threads(connection, tmp_path):
 def test_a_parameter_only_one_model_has_costs_a_field_a_path_and_the_signatures(connection, monkeypatch):
     """What adding ``seed``, which only the fictional model has, costs: one field of GenerateRequest and
     one path in that model's spec. Validation, the body and the sandbox follow; every other model
-    refuses it by name; and the hook's explicit signature does not take it until it names it (as
-    ``test_public_signatures_take_every_generation_parameter`` then demands of the operator too)."""
+    refuses it by name; the hook's ``generate`` passes it through (its ``**options`` are checked by
+    GenerateRequest), though its typed options and the operator's explicit signature do not name it
+    until they are given it (``test_public_signatures_take_every_generation_parameter`` then demands
+    both)."""
     from pydantic import StrictInt
 
     from airflow_provider_seedream.contract import request as request_module
@@ -700,6 +704,19 @@ def test_a_parameter_only_one_model_has_costs_a_field_a_path_and_the_signatures(
         hook.prepare_generation(prompt="p", model="seedream-4.5", seed=42)
     with pytest.raises(SeedreamValidationError, match="seed='7x': Input should be a valid integer"):
         hook.prepare_generation(prompt="p", model=spec.name, seed="7x")
-    with pytest.raises(TypeError, match="seed"):
-        hook.generate("p", model=spec.name, seed=42)  # type: ignore[call-arg]
-    assert len(connection.requests) == 1
+    hook.generate("p", model=spec.name, seed=42)  # type: ignore[call-arg]
+    assert len(connection.requests) == 2 and connection.requests[1].body == {
+        "prompt": "p",
+        "options": {"seed": 42},
+    }
+    assert "seed" not in request_module.GenerationOptions.__annotations__
+    # Airflow 3 raises TypeError, 2.11 AirflowException.
+    with pytest.raises((TypeError, AirflowException), match=r"Invalid arguments(.|\n)*seed"):
+        SeedreamGenerateOperator(task_id="gen", prompt="p", model=spec.name, seed=42)  # type: ignore[call-arg]
+    assert len(connection.requests) == 2
+
+
+def test_an_unknown_generation_option_is_refused_by_name_before_sending(connection):
+    with pytest.raises(SeedreamValidationError, match="sizes: unknown parameter"):
+        SeedreamHook().generate("p", sizes="2K")  # type: ignore[call-arg]
+    assert connection.requests == []

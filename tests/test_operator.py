@@ -41,21 +41,34 @@ class TestConstruction:
         assert (operator.model, operator.max_images) == ("{{ m }}", "{{ params.n }}")
 
     def test_public_signatures_take_every_generation_parameter(self):
-        """The parameters are defined once (GenerateRequest); the hook and the operator spell them out
-        for their users, with the same defaults."""
+        """The parameters are defined once (GenerateRequest). The operator spells them out with the same
+        defaults; the hook takes the prompt and ``**options`` typed by GenerationOptions, whose keys and
+        types are the operator's."""
         import inspect
+        import typing
 
-        from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, GenerateRequest
+        from airflow_provider_seedream.contract.request import (
+            GENERATION_PARAMETERS,
+            GenerateRequest,
+            GenerationOptions,
+        )
         from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
-        for function in (SeedreamHook.generate, SeedreamGenerateOperator.__init__):
-            parameters = inspect.signature(function).parameters
-            for name in GENERATION_PARAMETERS:
-                assert name in parameters, (function.__qualname__, name)
-                default = GenerateRequest.model_fields[name].default
-                expected = inspect.Parameter.empty if name == "prompt" else default
-                assert parameters[name].default == expected, (function.__qualname__, name)
+        parameters = inspect.signature(SeedreamGenerateOperator.__init__).parameters
+        for name in GENERATION_PARAMETERS:
+            default = GenerateRequest.model_fields[name].default
+            expected = inspect.Parameter.empty if name == "prompt" else default
+            assert parameters[name].default == expected, name
         assert set(GENERATION_PARAMETERS) <= set(SeedreamGenerateOperator.template_fields)
+
+        operator_types = typing.get_type_hints(SeedreamGenerateOperator.__init__)
+        option_types = typing.get_type_hints(GenerationOptions)
+        assert list(option_types) == [name for name in GENERATION_PARAMETERS if name != "prompt"]
+        assert option_types == {name: operator_types[name] for name in option_types}
+        hook_parameters = inspect.signature(SeedreamHook.generate).parameters
+        assert list(hook_parameters)[1] == "prompt"
+        assert hook_parameters["options"].kind is inspect.Parameter.VAR_KEYWORD
+        assert "Unpack[GenerationOptions]" in str(hook_parameters["options"].annotation)
 
     def test_templated_prompt_does_not_hide_other_errors(self):
         with pytest.raises(SeedreamValidationError, match="max_images=30"):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -268,6 +269,20 @@ def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 GENERATION_PARAMETERS: tuple[str, ...] = tuple(GenerateRequest.model_fields)
 """The generation parameters, in order: what the hook, the operator and the sandbox take."""
+
+
+class GenerationOptions(TypedDict, total=False):
+    """The generation parameters besides the prompt, as ``SeedreamHook.generate`` types its
+    ``**options`` for editors and type checkers (the defaults are GenerateRequest's). A test keeps
+    this, the operator's signature and GenerateRequest in step."""
+
+    model: str
+    size: str | None
+    images: Sequence[Any] | str | None
+    sequential_image_generation: str | None
+    max_images: int | None
+    watermark: bool | None
+    optimize_prompt_mode: str | None
 
 
 def build_request(**fields: Any) -> GenerateRequest:

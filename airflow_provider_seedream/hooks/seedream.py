@@ -34,14 +34,15 @@ from airflow_provider_seedream.contract.exceptions import (
 )
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.contract.redact import Secrets, mask_signatures, redact_url
-from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, GenerateRequest, build_request
-from airflow_provider_seedream.contract.specs import DEFAULT_MODEL, MODEL_SPECS
+from airflow_provider_seedream.contract.request import GenerateRequest, GenerationOptions, build_request
+from airflow_provider_seedream.contract.specs import MODEL_SPECS
 from airflow_provider_seedream.version_compat import connection_form_widgets
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection
 
     from airflow.providers.common.compat.sdk import Connection, ObjectStoragePath
+    from typing_extensions import Unpack
 
 __all__ = ["PreparedGeneration", "SeedreamHook", "StoredImage"]
 
@@ -126,22 +127,18 @@ class SeedreamHook(BaseHook):
         self,
         prompt: str,
         *,
-        model: str = DEFAULT_MODEL,
-        size: str | None = None,
-        images: Sequence[Any] | str | None = None,
-        sequential_image_generation: str | None = None,
-        max_images: int | None = None,
-        watermark: bool | None = None,
-        optimize_prompt_mode: str | None = None,
         read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
+        **options: Unpack[GenerationOptions],
     ) -> list[str]:
         """
         Generate images and return their URLs, in the order the API gave them.
 
         Every documented rule is checked, and local or object-storage reference images are read,
-        checked by content and inlined as data URIs, before anything is sent. The generation
-        parameters are those of :class:`~airflow_provider_seedream.contract.request.GenerateRequest`.
+        checked by content and inlined as data URIs, before anything is sent. ``options`` are the
+        other generation parameters (``model``, ``size``, ``images``...), with the meanings and
+        defaults of :class:`~airflow_provider_seedream.contract.request.GenerateRequest`; an unknown
+        one is refused by name.
 
         :param read_timeout: seconds to wait for the answer (default: the connection's ``read_timeout``).
         :param retry_possibly_billed: send the request again after a failure that came after it left
@@ -152,8 +149,7 @@ class SeedreamHook(BaseHook):
         :raises SeedreamAPIError: the API answered with an error, after any retries.
         :raises SeedreamConnectionError: the API could not be reached; nothing was sent.
         """
-        given = locals()
-        prepared = self.prepare_generation(**{name: given[name] for name in GENERATION_PARAMETERS})
+        prepared = self.prepare_generation(prompt=prompt, **options)
         return self.send_generation(
             prepared, read_timeout=read_timeout, retry_possibly_billed=retry_possibly_billed
         )
