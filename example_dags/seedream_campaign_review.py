@@ -53,6 +53,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
+from airflow_provider_seedream.utils.destinations import require_shared_destination
 
 try:
     # Why ApprovalOperator rather than an HITLOperator with one option per candidate: options are fixed
@@ -65,6 +66,7 @@ except (ImportError, AirflowOptionalProviderFeatureException):  # Airflow < 3.1,
     ApprovalOperator = None
 
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+HOW_TO_SET_DESTINATION = "Set SEEDREAM_ASSETS for this DAG's default, or the param 'destination' for one run."
 BRIEFS = [
     "Spring sale banner for a city bicycle shop: a red bicycle leaning on a flower stall, morning light.",
     "Launch visual for a travel mug: the mug on a train window ledge, countryside blurred outside.",
@@ -120,6 +122,12 @@ if ApprovalOperator is not None:
     ):
 
         @task
+        def check_destination(params=None) -> None:
+            """A local folder is a trap where tasks run on other hosts (Celery, Kubernetes): refuse it
+            before anything is paid for (README, "On Celery or Kubernetes")."""
+            require_shared_destination(params["destination"], how_to_set=HOW_TO_SET_DESTINATION)
+
+        @task
         def build_prompts(params=None) -> list[str]:
             count = int(params["candidates"])
             takes = "one take" if count == 1 else f"a set of {count} alternative takes"
@@ -128,6 +136,7 @@ if ApprovalOperator is not None:
             ]
 
         prompts = build_prompts()
+        check_destination() >> prompts
 
         generate = SeedreamGenerateOperator.partial(
             task_id="generate",

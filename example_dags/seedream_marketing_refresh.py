@@ -49,6 +49,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
+from airflow_provider_seedream.utils.destinations import require_shared_destination
 
 try:
     # Imports pydantic-ai (about 0.6 s) whenever this file is parsed; see the README's "LLM-written prompts".
@@ -58,6 +59,7 @@ except ImportError:  # without airflow-provider-seedream[llm], the template writ
 
 CATALOG = Path(__file__).parent / "data" / "products.csv"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+HOW_TO_SET_DESTINATION = "Set SEEDREAM_ASSETS for this DAG's default, or the param 'destination' for one run."
 IN_FLIGHT = int(os.environ.get("SEEDREAM_IN_FLIGHT", "4"))
 MODEL = os.environ.get("SEEDREAM_MODEL", "seedream-4.5")
 LLM_CONN_ID = os.environ.get("SEEDREAM_LLM_CONN_ID", "novita_llm")
@@ -121,6 +123,12 @@ with DAG(
 ):
 
     @task
+    def check_destination(params=None) -> None:
+        """A local folder is a trap where tasks run on other hosts (Celery, Kubernetes): refuse it
+        before anything is paid for (README, "On Celery or Kubernetes")."""
+        require_shared_destination(params["destination"], how_to_set=HOW_TO_SET_DESTINATION)
+
+    @task
     def load_catalog(params=None) -> list[dict[str, str]]:
         with open(params["catalog"], newline="") as handle:
             return list(csv.DictReader(handle))
@@ -178,4 +186,5 @@ with DAG(
         return str(summary)
 
     products = load_catalog()
+    check_destination() >> products
     product_asset.expand(product=products) >> write_summary(products)

@@ -13,13 +13,15 @@ import os
 from pathlib import Path
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
+from airflow_provider_seedream.utils.destinations import require_shared_destination
 
 REFERENCES = Path(__file__).parent / "data" / "references"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+HOW_TO_SET_DESTINATION = "Set SEEDREAM_ASSETS for this DAG's default, or the param 'destination' for one run."
 # Every run has a date: its logical date, or when it was triggered for a manual run without one (how
 # Airflow 3 creates them; `{{ ds }}` is undefined there). {run_id} keeps two runs of a day apart.
 RUN_FOLDER = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}/{run_id}"
@@ -31,6 +33,13 @@ with DAG(
     params={"destination": DESTINATION},
     tags=["seedream", "example"],
 ):
+
+    @task
+    def check_destination(params=None) -> None:
+        """A local folder is a trap where tasks run on other hosts (Celery, Kubernetes): refuse it
+        before anything is paid for (README, "On Celery or Kubernetes")."""
+        require_shared_destination(params["destination"], how_to_set=HOW_TO_SET_DESTINATION)
+
     edit = SeedreamGenerateOperator(
         task_id="edit",
         model="seedream-4.5",
@@ -42,6 +51,8 @@ with DAG(
         size="2K",
         watermark=False,
     )
+
+    check_destination() >> edit
 
     SeedreamDownloadOperator(
         task_id="store",

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
+from airflow_provider_seedream.utils.destinations import require_shared_destination
 
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
+HOW_TO_SET_DESTINATION = "Set SEEDREAM_ASSETS for this DAG's default, or the param 'destination' for one run."
 # Every run has a date: its logical date, or when it was triggered for a manual run without one (how
 # Airflow 3 creates them; `{{ ds }}` is undefined there). {run_id} keeps two runs of a day apart.
 RUN_FOLDER = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}/{run_id}"
@@ -35,6 +37,14 @@ with DAG(
     params={"destination": DESTINATION},
     tags=["seedream", "example"],
 ):
+
+    @task
+    def check_destination(params=None) -> None:
+        """A local folder is a trap where tasks run on other hosts (Celery, Kubernetes): refuse it
+        before anything is paid for (README, "On Celery or Kubernetes")."""
+        require_shared_destination(params["destination"], how_to_set=HOW_TO_SET_DESTINATION)
+
+    checked = check_destination()
     for model, size in (("seedream-4.0", "2K"), ("seedream-4.5", "2560x1440"), ("seedream-5.0-lite", "3K")):
         name = model.replace("seedream-", "v").replace(".", "")
         panels = SeedreamGenerateOperator(
@@ -45,6 +55,7 @@ with DAG(
             sequential_image_generation="auto",
             max_images=4,
         )
+        checked >> panels
         SeedreamDownloadOperator(
             task_id=f"store_{name}",
             urls=panels.output,

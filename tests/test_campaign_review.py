@@ -39,7 +39,16 @@ def review_dag():
 @needs_hitl
 def test_imports_with_the_expected_tasks():
     dag = review_dag()
-    assert sorted(dag.task_dict) == ["build_prompts", "describe", "generate", "publish", "review", "store"]
+    assert sorted(dag.task_dict) == [
+        "build_prompts",
+        "check_destination",
+        "describe",
+        "generate",
+        "publish",
+        "review",
+        "store",
+    ]
+    assert dag.get_task("check_destination").downstream_task_ids == {"build_prompts"}
     review = dag.get_task("review")
     assert isinstance(review, ApprovalOperator)
     assert review.options == ["Approve", "Reject"]

@@ -180,3 +180,37 @@ def test_storyboard_on_every_model(run_dag, connection, assets):
         "v50-lite-manifest.json",
     ]
     assert Image.open(folder / "v50-lite-0.png").size == (96, 96)  # 3K: 3072x3072 at the sandbox's 1/32
+
+
+EXAMPLE_DAG_IDS = [
+    "seedream_marketing_refresh",
+    "seedream_product_edit",
+    "seedream_storyboard",
+    *(["seedream_campaign_review"] if AIRFLOW_VERSION >= (3, 1) else []),
+]
+
+
+@pytest.mark.parametrize("dag_id", EXAMPLE_DAG_IDS)
+def test_where_tasks_run_on_other_hosts_a_local_destination_is_refused_before_paying(
+    run_dag, connection, assets, monkeypatch, failure_logged, dag_id
+):
+    """On CeleryExecutor (or any executor that is not single-host), the first task refuses a local
+    folder, naming it, the executor and what to set; nothing is sent. (The marketing summary runs
+    after failures by design, and says that nothing was stored.)"""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    dag_run = run_dag(dag_id, run_conf={"destination": assets.as_uri()})
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states.pop("check_destination") == "failed"
+    if dag_id == "seedream_marketing_refresh":
+        assert states.pop("write_summary") == "failed"
+    assert set(states.values()) <= {"upstream_failed", None}, states
+    assert connection.generation_requests() == [] and connection.chat_requests() == []
+    assert failure_logged(
+        f"destination='{assets.as_uri()}' is a folder on whichever machine runs each task, and this "
+        "Airflow runs tasks on CeleryExecutor",
+        AirflowFailException,
+    )
+    assert failure_logged("Set SEEDREAM_ASSETS for this DAG's default", AirflowFailException)
