@@ -10,7 +10,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The supported matrix, as tested: Airflow version and the Python it runs on, one virtualenv each.
 MATRIX := airflow-2.11.2-py3.11 airflow-3.0.6-py3.12 airflow-3.3.2-py3.13
 
-.PHONY: test lint test-matrix test-deploy demo install clean bench
+.PHONY: test lint test-matrix test-deploy test-deploy-celery demo install clean bench
 
 install: $(INSTALLED)
 
@@ -46,6 +46,12 @@ test-matrix: $(MATRIX:%=.venv-matrix/%/.installed)
 # A real deployment: PostgreSQL, scheduler, dag-processor, triggerer and api-server, driven over REST.
 test-deploy: $(INSTALLED)
 	$(VENV)/bin/python tests/deploy/run.py
+
+# The same on CeleryExecutor: Redis (Debian's, installed when missing), two Celery workers that share no
+# disk (each a mount and UTS namespace: run as root) and are killed mid-task, objects in S3 (moto).
+test-deploy-celery: $(INSTALLED)
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	$(VENV)/bin/python tests/deploy/run_celery.py
 
 # The marketing example DAG end to end; SEEDREAM_API_KEY=... uses the real API instead of the sandbox.
 demo: $(INSTALLED)

@@ -19,7 +19,7 @@ custom one) may run each task on a host of its own."""
 def default_executor() -> str:
     """The class name of the executor that runs tasks naming none: the first of ``[core] executor``
     (``LocalExecutor``, ``my_alias:my.module.MyExecutor``...)."""
-    first = conf.get("core", "executor", fallback="LocalExecutor").split(",")[0].strip()
+    first = str(conf.get("core", "executor", fallback="LocalExecutor")).split(",")[0].strip()
     return first.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
 
 
