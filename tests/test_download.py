@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -36,6 +37,10 @@ def noisy_png(width, height) -> bytes:
     buffer = io.BytesIO()
     Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def hashing_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("seedream-sha256")]
 
 
 def leftovers(folder) -> list[str]:
@@ -123,6 +128,17 @@ class TestHookDownload:
         ):
             SeedreamHook().download(url, tmp_path / "a.{ext}")
         assert leftovers(tmp_path) == []
+        assert hashing_threads() == []
+
+    def test_a_body_of_many_reads_is_hashed_in_order_by_a_thread_that_ends_with_it(
+        self, connection, tmp_path
+    ):
+        data = noisy_png(1500, 1500)
+        assert len(data) > 4 * DOWNLOAD_CHUNK_BYTES  # many reads, each hashed while the next arrives
+        image = SeedreamHook().download_image(connection.add_image(data), tmp_path / "big.{ext}")
+        assert image.sha256 == hashlib.sha256(data).hexdigest() and image.bytes == len(data)
+        assert (tmp_path / "big.png").read_bytes() == data
+        assert hashing_threads() == []
 
     def test_expired_link_is_not_retryable(self, connection, tmp_path):
         with pytest.raises(SeedreamLinkExpiredError) as info:

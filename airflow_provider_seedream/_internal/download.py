@@ -7,6 +7,7 @@ import hashlib
 import os
 import time
 from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -76,11 +77,13 @@ def stream_image(
         response = session.get(url, stream=True, timeout=(timeouts[0], read_timeout))
     except requests.RequestException as err:
         raise SeedreamDownloadError(f"Could not fetch {where}: {describe_cause(err)}") from None
-    with response:
+    # One thread per download for the sha256, shut down with it (a pool kept across downloads would be
+    # left broken in a process forked after them).
+    with response, ThreadPoolExecutor(1, thread_name_prefix="seedream-sha256") as hasher:
         if response.status_code != 200:
             error_body = read_error_body(response, min(read_timeout, ERROR_BODY_SECONDS))
             raise link_failure(response.status_code, error_body, url, not_ready_statuses)
-        body = _ImageBody(response, where, max_bytes, deadline)
+        body = _ImageBody(response, where, max_bytes, deadline, hasher)
         info = read_image_info(body.head)
         if info is None:
             raise SeedreamDownloadError(
@@ -98,10 +101,11 @@ def stream_image(
             raise SeedreamDownloadError(
                 f"{err}; nothing was stored at {location}", retryable=err.retryable
             ) from None
+        sha256 = body.sha256_hex()
     image = StoredImage(
         source=link_identity(url),
         location=location,
-        sha256=body.sha256.hexdigest(),
+        sha256=sha256,
         bytes=body.size,
         content_type=info.media_type,
         width=info.width,
@@ -113,7 +117,11 @@ def stream_image(
 
 class _ImageBody:
     """A response body as chunks: counted and hashed on the way, refused when it breaks the limits
-    or is cut off. ``head`` is its first bytes, read ahead to tell the format."""
+    or is cut off. ``head`` is its first bytes, read ahead to tell the format.
+
+    Each chunk is hashed in ``hasher``'s thread while the next is received and the last written:
+    hashing was 38% of a download's time on one thread, and hashlib releases the GIL (bench item 2,
+    docs/benchmarks.md)."""
 
     def __init__(
         self,
@@ -121,6 +129,7 @@ class _ImageBody:
         where: str,
         max_bytes: int | None,
         deadline: float,
+        hasher: ThreadPoolExecutor,
     ) -> None:
         self._where, self._max_bytes = where, max_bytes
         declared = _declared_length(response)
@@ -132,7 +141,9 @@ class _ImageBody:
         self.size = 0
         self.broke = False
         """Whether the body failed (cut off, too large, too slow) while it was being stored."""
-        self.sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256()
+        self._hasher = hasher
+        self._hashing: Future[None] | None = None
         self._head_chunks: list[bytes] = []
         for chunk in self._checked():
             self._head_chunks.append(chunk)
@@ -148,7 +159,7 @@ class _ImageBody:
         try:
             for chunk in self._chunks:
                 self.size += len(chunk)
-                self.sha256.update(chunk)
+                self._hash(chunk)
                 yield chunk
         except BodyError as err:
             self.broke = True
@@ -158,6 +169,16 @@ class _ImageBody:
                 else f"The transfer of {self._where} failed: {err}"
             )
             raise SeedreamDownloadError(message, retryable=not err.too_large) from None
+
+    def _hash(self, chunk: bytes) -> None:
+        if self._hashing is not None:
+            self._hashing.result()  # in order: one chunk at a time
+        self._hashing = self._hasher.submit(self._sha256.update, chunk)
+
+    def sha256_hex(self) -> str:
+        if self._hashing is not None:
+            self._hashing.result()
+        return self._sha256.hexdigest()
 
 
 def _declared_length(response: requests.Response) -> int | None:
