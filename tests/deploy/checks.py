@@ -24,9 +24,6 @@ EXAMPLE_FOLDERS = {
     "seedream_storyboard": "storyboard",
 }
 LOAD_PROMPTS = 100
-LOAD_RATE_LIMIT = 90
-"""Images per minute the sandbox allows during the load case: below what the deployment can do, so
-the limit binds and 429s happen."""
 LOAD_LATENCY = 2.0
 """Seconds each generation takes during the load case. What is in flight (``Deployment.in_flight``)
 must cover the limit at what a whole task takes (its start on a worker, then the generation), so the
@@ -288,10 +285,12 @@ def check_published(store: Store, run: dict[str, Any], expected: list[str]) -> N
             raise Failure(f"{store.location(f'{published}/{name}')} differs from what was stored")
 
 
-def check_load(deployment: Deployment, target: float) -> dict[str, Any]:
-    """~100 mapped generations through the real scheduler against a rate-limited, slow sandbox."""
+def check_load(deployment: Deployment, target: float, rate_limit: int) -> dict[str, Any]:
+    """~100 mapped generations through the real scheduler against a sandbox that allows ``rate_limit``
+    images per minute, each generation slow. The limit must lie below what the deployment can start,
+    so that the limit binds, 429s happen, and the figure measures the hook's pacing."""
     sandbox = deployment.sandbox
-    sandbox.rate_limit, sandbox.latency = LOAD_RATE_LIMIT, LOAD_LATENCY
+    sandbox.rate_limit, sandbox.latency = rate_limit, LOAD_LATENCY
     before = (sandbox.stats.images, sandbox.stats.rate_limited)
     sandbox.stats.first_image_at = None
     deployment.unpause("seedream_deploy_load")
@@ -310,7 +309,7 @@ def check_load(deployment: Deployment, target: float) -> dict[str, Any]:
         "rate_limited": sandbox.stats.rate_limited - before[1],
         "seconds": round(time.time() - started, 1),
         "images_per_minute": round(images / span * 60, 1) if span > 0 else None,
-        "limit": LOAD_RATE_LIMIT,
+        "limit": rate_limit,
         "latency": LOAD_LATENCY,
         "in_flight": deployment.in_flight,
         "hosts": dict(sorted(Counter(ti["hostname"] for ti in generated).items())),
@@ -318,10 +317,10 @@ def check_load(deployment: Deployment, target: float) -> dict[str, Any]:
     }
     # The bucket starts full (ten seconds' worth): those images come at once. The limit governs the
     # rest, so the sustained rate is what came after the burst, over the time it all took.
-    burst = LOAD_RATE_LIMIT / 6
+    burst = rate_limit / 6
     sustained = round((images - burst) / span * 60, 1) if span > 0 else None
     result["sustained_images_per_minute"] = sustained
-    result["ratio"] = round(sustained / LOAD_RATE_LIMIT, 2) if sustained else None
+    result["ratio"] = round(sustained / rate_limit, 2) if sustained else None
     sandbox.rate_limit, sandbox.latency = None, 0.0
     step(f"load: {json.dumps(result)}")
     if result["failed_tasks"] or images != LOAD_PROMPTS:
@@ -331,10 +330,11 @@ def check_load(deployment: Deployment, target: float) -> dict[str, Any]:
 
 def check_logs_for_secrets(deployment: Deployment) -> None:
     """No API key, S3 secret or link signature in any log of any process: Airflow's components, the
-    workers (each with its own task logs), Redis."""
+    workers (each with its own task logs), Redis, PostgreSQL."""
     signatures = [image.signature for image in deployment.sandbox._images.values()]
     homes = [deployment.home, *(worker.home for worker in deployment.workers.values())]
     files = {path for path in deployment.work.rglob("*.log") if path.is_file()}
+    files |= {path for path in (deployment.work / "pg").glob("log*") if path.is_file()}  # PostgreSQL's
     files |= {path for home in homes for path in (home / "logs").rglob("*") if path.is_file()}
     found = []
     for path in files:

@@ -142,7 +142,7 @@ def checks(deployment: Deployment) -> None:
     check_examples(deployment, store, scheduled=True)
     check_review(deployment, store)
     check_s3(deployment)
-    load = check_load(deployment, target=0.85)
+    load = check_load(deployment, target=0.85, rate_limit=90)
     check_logs_for_secrets(deployment)
     write_report(
         load,

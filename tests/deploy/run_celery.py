@@ -218,7 +218,10 @@ def checks(deployment: Deployment) -> None:
     check_examples(deployment, S3Store(client, BUCKET, "examples"), scheduled=False)
     check_review(deployment, S3Store(client, BUCKET, "examples"))
     check_batch(deployment, S3Store(client, BUCKET, "deploy"))
-    load = check_load(deployment, target=0.95)
+    # Two workers on this 2-core machine start at most about 95 tasks a minute: 16 in flight gave
+    # 0.92x of a 90/min limit without one 429, so the machine, not the limit, bound. At 60/min the
+    # limit binds (12 in flight could start twice that) and the figure measures the hook's pacing.
+    load = check_load(deployment, target=0.95, rate_limit=60)
     if set(load["hosts"]) != set(WORKERS):
         raise Failure(f"the load ran on {load['hosts']}, not on both workers")
     check_killed_generation(deployment)
@@ -229,7 +232,9 @@ def checks(deployment: Deployment) -> None:
         "test-deploy-celery",
         "Airflow 3.3.2 with CeleryExecutor (Redis broker, PostgreSQL result backend) and two workers, "
         f"each with its own hostname and /tmp and {deployment.env['AIRFLOW__CELERY__WORKER_CONCURRENCY']} "
-        "slots, beside the scheduler, dag-processor, triggerer and api-server, on this 2-core machine.",
+        "slots, beside the scheduler, dag-processor, triggerer and api-server, on this 2-core machine. "
+        "The limit is lower than make test-deploy's 90 per minute: two workers here start at most about 95 tasks a minute "
+        "(16 in flight reached 0.92x of 90 per minute without one 429), and the limit must bind.",
     )
 
 
@@ -238,8 +243,7 @@ if __name__ == "__main__":
         run_tier(
             "make test-deploy-celery",
             # Each task's start on a Celery worker (the pool hands it over, a supervisor and a task
-            # process start) took about 4 s on this 2-core machine, on top of the 2 s generation: 8 in
-            # flight reached 0.89x of the limit, short of it, with no 429 at all. 12 cover it.
+            # process start) takes about 4 s on this 2-core machine, on top of the 2 s generation.
             lambda work: Deployment(work, executor="CeleryExecutor", workers=WORKERS, in_flight=12),
             checks,
         )
