@@ -233,8 +233,9 @@ def checks(deployment: Deployment) -> None:
         "Airflow 3.3.2 with CeleryExecutor (Redis broker, PostgreSQL result backend) and two workers, "
         f"each with its own hostname and /tmp and {deployment.env['AIRFLOW__CELERY__WORKER_CONCURRENCY']} "
         "slots, beside the scheduler, dag-processor, triggerer and api-server, on this 2-core machine. "
-        "The limit is lower than make test-deploy's 90 per minute: two workers here start at most about 95 tasks a minute "
-        "(16 in flight reached 0.92x of 90 per minute without one 429), and the limit must bind.",
+        "The limit is lower than make test-deploy's 90 per minute: two workers here start at most "
+        "about 95 tasks a minute (16 in flight reached 0.92x of 90 per minute without one 429), and "
+        "the limit must bind.",
     )
 
 
