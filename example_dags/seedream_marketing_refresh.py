@@ -25,14 +25,16 @@ written by an LLM from the product's fields and a brand brief.
   logical date, or for a manual run without one (how Airflow 3 creates them) the time it was
   triggered: every run has one, and two runs never share a folder.
 - The last task writes ``summary.csv`` beside the images: per product, the prompt, who wrote it
-  (``llm`` or ``template``), and the file, or ``(not stored)``; then it fails if any product was not
-  stored, so that the run shows it.
+  (``llm`` or ``template``), the file, or ``(not stored)``, and what its generation spent (the
+  ``usage`` XCom: images generated and reused, the estimated cost); it logs the run's total, then
+  fails if any product was not stored, so that the run shows it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from pathlib import Path
 
@@ -57,6 +59,7 @@ try:
 except ImportError:  # without airflow-provider-seedream[llm], the template writes every prompt
     llm_task = None
 
+log = logging.getLogger(__name__)
 CATALOG = Path(__file__).parent / "data" / "products.csv"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 HOW_TO_SET_DESTINATION = "Set SEEDREAM_ASSETS for this DAG's default, or the param 'destination' for one run."
@@ -165,22 +168,58 @@ with DAG(
     def write_summary(products: list[dict[str, str]], ti=None) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["sku", "name", "prompt", "prompt_by", "file"])
-        folder, missing = None, []
+        writer.writerow(
+            [
+                "sku",
+                "name",
+                "prompt",
+                "prompt_by",
+                "file",
+                "images_generated",
+                "images_reused",
+                "estimated_cost_usd",
+            ]
+        )
+        folder, missing, spent = None, [], {"generated": 0, "reused": 0, "cost": 0.0, "saved": 0.0}
         for map_index, product in enumerate(products):
             used = ti.xcom_pull(task_ids="generate", key="prompt", map_indexes=map_index)
             files = ti.xcom_pull(task_ids="store", map_indexes=map_index) or []
+            usage = ti.xcom_pull(task_ids="generate", key="usage", map_indexes=map_index) or {}
             if used is None:  # generate never ran: write_prompt failed
                 used = {"prompt": "", "by": "llm (failed)"}
             if not files:
                 missing.append(f"{product['sku']} ({product['name']})")
+            generated, reused = usage.get("images_generated", 0), usage.get("images_reused", 0)
+            cost = usage.get("estimated_cost_usd") or 0.0
+            spent["generated"] += generated
+            spent["reused"] += reused
+            spent["cost"] += cost
+            spent["saved"] += usage.get("estimated_saving_usd") or 0.0
             for file in files or ["(not stored)"]:
-                writer.writerow([product["sku"], product["name"], used["prompt"], used["by"], file])
+                row = [
+                    product["sku"],
+                    product["name"],
+                    used["prompt"],
+                    used["by"],
+                    file,
+                    generated,
+                    reused,
+                    cost,
+                ]
+                writer.writerow(row)
             folder = folder or (ObjectStoragePath(files[0]).parent if files else None)
         if folder is None:
             raise RuntimeError("No product was stored: see the failed tasks of this run.")
         summary = folder / "summary.csv"  # beside this run's images
         summary.write_text(buffer.getvalue())
+        # Estimates: list prices from public listings, or the connection's price_per_image.
+        log.info(
+            "This run: generated %d, reused %d, estimated cost $%.2f (saved $%.2f)",
+            spent["generated"],
+            spent["reused"],
+            spent["cost"],
+            spent["saved"],
+        )
         if missing:  # the summary is written; the run still shows that it is incomplete
             raise RuntimeError(f"Not stored: {', '.join(missing)}; see {summary} and the failed tasks.")
         return str(summary)

@@ -80,10 +80,15 @@ def main() -> int:
     summary = max(summaries, key=lambda path: path.stat().st_mtime)
     print(f"\nImages from {DAG_ID}:")
     with summary.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            print(f"  {row['sku']} {row['name']}")
-            print(f"    prompt ({row['prompt_by']}): {row['prompt']}")
-            print(f"    file: {row['file'].removeprefix('file://')}")
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        print(f"  {row['sku']} {row['name']}")
+        print(f"    prompt ({row['prompt_by']}): {row['prompt']}")
+        print(f"    file: {row['file'].removeprefix('file://')}")
+    generated = sum(int(row["images_generated"]) for row in rows)
+    reused = sum(int(row["images_reused"]) for row in rows)
+    cost = sum(float(row["estimated_cost_usd"]) for row in rows)
+    print(f"Generated {generated}, reused {reused}, estimated cost ${cost:.2f} (list prices: an estimate)")
     print(f"Summary: {summary}")
     return 0
 

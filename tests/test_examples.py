@@ -44,7 +44,7 @@ def summary_rows(assets, dag_run) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO((folder / "summary.csv").read_text())))
 
 
-def test_marketing_refresh_without_an_llm_uses_the_template(run_dag, connection, assets):
+def test_marketing_refresh_without_an_llm_uses_the_template(run_dag, connection, assets, logs):
     dag_run = run_dag("seedream_marketing_refresh", run_conf={"destination": assets.as_uri()})
     assert dag_run.state == "success"
     assert connection.chat_requests() == []
@@ -59,6 +59,12 @@ def test_marketing_refresh_without_an_llm_uses_the_template(run_dag, connection,
         assert row["file"] == (folder / f"{map_index}-0.png").as_uri()
         assert row["prompt"] in prompts and row["prompt_by"] == "template"
         assert (folder / f"{map_index}-0.png").read_bytes().startswith(b"\x89PNG")
+        assert (row["images_generated"], row["images_reused"], row["estimated_cost_usd"]) == (
+            "1",
+            "0",
+            "0.04",
+        )
+    assert "This run: generated 4, reused 0, estimated cost $0.16 (saved $0.00)" in logs()
     for task_id in ("write_prompt", "generate"):
         names = [dag_run.get_task_instance(task_id, map_index=i).rendered_map_index for i in range(4)]
         assert names == [
@@ -125,6 +131,9 @@ def test_marketing_refresh_with_an_llm(run_dag, llm_connection, assets, logs):
         "prompt": "",
         "prompt_by": "llm (failed)",
         "file": "(not stored)",
+        "images_generated": "0",
+        "images_reused": "0",
+        "estimated_cost_usd": "0.0",
     }
     assert API_KEY not in logs()
 

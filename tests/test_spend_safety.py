@@ -234,6 +234,9 @@ class TestAcrossTries:
             assert len(connection.generation_requests()) == 1
             assert all(url.startswith(connection.url) for url in urls) and len(urls) == 3
             assert "instead of paying for a new generation" in logs()
+            usage = ti.xcom_pull(task_ids="gen", key="usage")
+            assert (usage["requests_sent"], usage["images_generated"], usage["images_reused"]) == (0, 0, 3)
+            assert usage["estimated_saving_usd"] == 0.12  # 3 images at seedream-4.5's list price
         else:
             assert len(connection.generation_requests()) == 2
             assert "no task state store" in logs()

@@ -1,4 +1,5 @@
-"""The ``seedream`` connection, defined once: its extras (timeouts, retry policy, the billing opt-in)
+"""The ``seedream`` connection, defined once: its extras (timeouts, retry policy, the billing opt-in,
+prices)
 as one pydantic model, from which the connection form's fields, their defaults and the runtime parsing
 all come, and the form's layout.
 
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.specs import MODEL_SPECS
 
 DEFAULT_BASE_URL = "https://api.novita.ai"
 DEFAULT_CONN_ID = "seedream_default"
@@ -74,6 +76,24 @@ class ConnectionSettings(BaseModel):
         "broken answer, 500/502/504): it may already be generating and billed, so this can bill twice.",
     )
 
+    price_per_image: dict[str, float] = Field(
+        default_factory=dict,
+        title="Price per image (USD)",
+        description='What one generated image costs you, per model ({"seedream-4.5": 0.04}), for the '
+        "spend each task reports; models not named use their list price (an estimate).",
+        json_schema_extra={"connection_form": False},
+    )
+
+    @field_validator("price_per_image")
+    @classmethod
+    def _known_models_and_prices(cls, prices: dict[str, float]) -> dict[str, float]:
+        for model, price in prices.items():
+            if model not in MODEL_SPECS:
+                raise ValueError(f"{model!r} is not a model; known: {', '.join(MODEL_SPECS)}")
+            if not (math.isfinite(price) and price >= 0):
+                raise ValueError(f"{model}: {price!r} is not a price in USD (a finite number >= 0)")
+        return prices
+
     @field_validator(
         "connect_timeout", "read_timeout", "backoff_seconds", "max_backoff_seconds", "rate_limit_wait_seconds"
     )
@@ -92,7 +112,8 @@ class ConnectionSettings(BaseModel):
             return cls.model_validate(given)
         except ValidationError as err:
             problems = [
-                f"{'.'.join(str(part) for part in error['loc'])}={error['input']!r}: {error['msg']}"
+                f"{'.'.join(str(part) for part in error['loc'])}={error['input']!r}: "
+                f"{error['msg'].removeprefix('Value error, ')}"
                 for error in err.errors(include_url=False)
             ]
             raise SeedreamValidationError(
@@ -105,6 +126,8 @@ class ConnectionSettings(BaseModel):
         and a JSON schema with the default and the limits, each from this model."""
         fields = {}
         for name, schema in cls.model_json_schema()["properties"].items():
+            if schema.get("connection_form") is False:  # a mapping: set in the extra's JSON
+                continue
             limits = {key: schema[key] for key in ("minimum", "maximum", "exclusiveMinimum") if key in schema}
             fields[name] = {
                 "label": schema["title"],

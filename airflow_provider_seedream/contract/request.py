@@ -82,6 +82,14 @@ class GenerateRequest(BaseModel):
         """The reference images, classified by where their bytes are."""
         return self._references
 
+    @property
+    def most_images(self) -> int:
+        """The most images this request can return, so be billed for: one, or with ``auto`` its
+        ``max_images`` (else what the references leave of the model's total)."""
+        if self.sequential_image_generation != "auto":
+            return 1
+        return self.max_images or self.spec.max_total_images - len(self.references)
+
     @model_validator(mode="before")
     @classmethod
     def _images_as_list(cls, data: Any) -> Any:

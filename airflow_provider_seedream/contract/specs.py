@@ -3,10 +3,10 @@ The Seedream API contract as data: one entry per model.
 
 Everything that differs between models lives in its ``ModelSpec``: the endpoint, where each request
 parameter goes in the body, the reference-image rules, the size presets with their pixel sizes, the
-pixel range, and the ``max_images`` limits. Validation, payload building and the sandbox server all
-read these entries, so supporting a new model is one more ``ModelSpec`` in ``MODEL_SPECS`` (the
-test suite proves it with a fictional one). Sources: Novita's API reference pages for Seedream 4.0,
-4.5 and 5.0 lite.
+pixel range, the ``max_images`` limits and the list price per image. Validation, payload building,
+the spend report and the sandbox server all read these entries, so supporting a new model is one
+more ``ModelSpec`` in ``MODEL_SPECS`` (the test suite proves it with a fictional one). Sources:
+Novita's API reference pages for Seedream 4.0, 4.5 and 5.0 lite; prices, ``ListPrice``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,20 @@ class ReferenceLimits:
 
 
 @dataclass(frozen=True)
+class ListPrice:
+    """What one generated image costs at list price, and where that figure comes from."""
+
+    usd_per_image: float
+    source: str
+    as_of: str
+    """When the figure was seen (YYYY-MM)."""
+
+
+PUBLIC_LISTINGS = "public list prices seen on third-party pages, not Novita's own pricing page"
+"""Novita publishes no per-image price for these models (../shared/api-contract.md): an estimate."""
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     path: str
@@ -67,6 +81,9 @@ class ModelSpec:
     max_total_images: int = 15
     """References plus generated images may not exceed this."""
     optimize_prompt_modes: tuple[str, ...] = field(default=())
+    list_price: ListPrice | None = None
+    """Billing is per generated image. None: no price known, so no cost is estimated unless the
+    connection's ``price_per_image`` gives one."""
 
 
 SEEDREAM_40 = ModelSpec(
@@ -83,6 +100,7 @@ SEEDREAM_40 = ModelSpec(
     ),
     size_presets={"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
     pixel_range=(1024 * 1024, 4096 * 4096),
+    list_price=ListPrice(0.03, PUBLIC_LISTINGS, "2026-11"),
 )
 SEEDREAM_45 = ModelSpec(
     name="seedream-4.5",
@@ -97,6 +115,7 @@ SEEDREAM_45 = ModelSpec(
     size_presets={"2K": (2048, 2048), "4K": (4096, 4096)},
     pixel_range=(3_686_400, 16_777_216),
     optimize_prompt_modes=("standard",),
+    list_price=ListPrice(0.04, PUBLIC_LISTINGS, "2026-11"),
 )
 # Its page: the body shape and reference rules of 4.5; only the presets and the pixel range differ,
 # 2560x1440 .. 3072x3072x1.1025 (10,404,495.36, rounded up as the page gives it).
@@ -106,6 +125,7 @@ SEEDREAM_50_LITE = replace(
     path="/v3/seedream-5.0-lite",
     size_presets={"2K": (2048, 2048), "3K": (3072, 3072)},
     pixel_range=(3_686_400, 10_404_496),
+    list_price=ListPrice(0.035, PUBLIC_LISTINGS, "2026-11"),
 )
 
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (SEEDREAM_40, SEEDREAM_45, SEEDREAM_50_LITE)}

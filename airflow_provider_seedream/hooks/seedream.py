@@ -36,6 +36,7 @@ from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DE
 from airflow_provider_seedream.contract.redact import Secrets, mask_signatures, redact_url
 from airflow_provider_seedream.contract.request import GenerateRequest, GenerationOptions, build_request
 from airflow_provider_seedream.contract.specs import MODEL_SPECS
+from airflow_provider_seedream.contract.usage import Usage
 from airflow_provider_seedream.version_compat import connection_form_widgets
 
 if TYPE_CHECKING:
@@ -115,6 +116,11 @@ class SeedreamHook(BaseHook):
             return self.settings.retry_possibly_billed
         return retry_possibly_billed
 
+    def usage_for(self, model: str) -> Usage:
+        """An empty spend record for ``model``, priced by the connection's ``price_per_image`` or the
+        model's list price."""
+        return Usage.for_model(model, self.settings.price_per_image, self.seedream_conn_id)
+
     def get_conn(self) -> requests.Session:
         """The calling thread's HTTP session for the API, authenticated with the connection's key."""
         return self._sessions.api
@@ -164,11 +170,13 @@ class SeedreamHook(BaseHook):
         self,
         prepared: PreparedGeneration,
         *,
+        usage: Usage | None = None,
         read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
     ) -> list[str]:
         """Send a prepared generation and return its image URLs; :meth:`generate` describes the
-        parameters and errors. Each link's signature is registered with Airflow's secret masker."""
+        parameters and errors. Each link's signature is registered with Airflow's secret masker.
+        ``usage`` (see :meth:`usage_for`) counts every request sent and what it was billed for."""
         settings = self.settings
         opt_in = self.possibly_billed_opt_in(retry_possibly_billed)
         read = read_timeout if read_timeout is not None else settings.read_timeout
@@ -191,6 +199,8 @@ class SeedreamHook(BaseHook):
                 )
                 break
             except SeedreamError as err:
+                if usage is not None:
+                    usage.count_failure(err, request.most_images)
                 if not may_retry(err, retry_possibly_billed=opt_in) or budget.spent(err):
                     raise
                 wait = budget.wait(attempt, err)
@@ -198,6 +208,8 @@ class SeedreamHook(BaseHook):
                     "Seedream request failed (%s); %s in %.1f s", err, budget.describe(err), wait
                 )
                 time.sleep(wait)
+        if usage is not None:
+            usage.count_answer(len(urls))
         mask_signatures(urls)
         self.log.info(
             "Seedream %s: size=%s, %d reference(s), %d image(s) in %.1f s",

@@ -20,6 +20,7 @@ from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_seedream.contract.usage import Usage
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 __all__ = ["SeedreamDownloadOperator", "SeedreamGenerateOperator"]
@@ -118,23 +119,40 @@ class SeedreamGenerateOperator(BaseOperator):
             if state is not None:
                 urls = state.resume(retry_possibly_billed=opt_in, log=self.log)
                 if urls is not None:
+                    usage = hook.usage_for(str(self.model))
+                    usage.images_reused = len(urls)  # paid for by an earlier try
+                    self._report(context, usage)
                     return urls
             prepared = hook.prepare_generation(**self._request_arguments())
         except SeedreamError as err:
             raise task_failure(err) from err
+        usage = hook.usage_for(prepared.request.model)
         if state is not None:
             state.mark_sent()
         try:
             urls = hook.send_generation(
-                prepared, read_timeout=self.read_timeout, retry_possibly_billed=opt_in
+                prepared, read_timeout=self.read_timeout, retry_possibly_billed=opt_in, usage=usage
             )
         except SeedreamError as err:
             if state is not None:
                 state.record_failure(err)
+            self._report(context, usage, failing=True)
             raise task_failure(err, retry_possibly_billed=opt_in) from err
         if state is not None:
             state.mark_generated(urls)
+        self._report(context, usage)
         return urls
+
+    def _report(self, context: Context, usage: Usage, failing: bool = False) -> None:
+        """What this try spent: in the log, and as XCom ``usage``. When the try is failing, a failure
+        to push is logged, so that the Seedream failure stays the one the task reports."""
+        self.log.info("Seedream spend: %s", usage.summary())
+        try:
+            context["ti"].xcom_push(key="usage", value=usage.to_dict())
+        except Exception:
+            if not failing:
+                raise
+            self.log.exception("Could not push the usage XCom of this failing try")
 
     def _generation_state(self, context: Context) -> GenerationState | None:
         if not self.durable:
