@@ -722,7 +722,7 @@ class TestInput:
         [
             ({"connect_timeout": 0}, "connect_timeout=0: Input should be greater than 0"),
             ({"read_timeout": -5}, "read_timeout=-5: Input should be greater than 0"),
-            ({"read_timeout": "inf"}, "read_timeout='inf': Value error, must be a finite number"),
+            ({"read_timeout": "inf"}, "read_timeout='inf': must be a finite number of seconds"),
             ({"connect_timeout": "nan"}, "connect_timeout='nan'"),
             ({"max_retries": 11}, "max_retries=11: Input should be less than or equal to 10"),
             ({"max_retries": -1}, "max_retries=-1"),
