@@ -59,7 +59,7 @@ try:
 except ImportError:  # without airflow-provider-seedream[llm], the template writes every prompt
     llm_task = None
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("airflow.task")  # the task log, on every supported Airflow
 CATALOG = Path(__file__).parent / "data" / "products.csv"
 DESTINATION = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets")
 HOW_TO_SET_DESTINATION = "Set SEEDREAM_ASSETS for this DAG's default, or the param 'destination' for one run."
