@@ -276,7 +276,9 @@ def stored_files(run_dir):
 class TestDagRuns:
     @pytest.mark.parametrize("dag_id", ["seedream_download_test", "seedream_download_deferrable_test"])
     def test_generate_then_store_locally(self, run_dag, connection, tmp_path, dag_id):
-        connection.links_of_next_generation(LinkFault(ready_after=1.5))
+        # Long enough that the store task still finds the links not ready and waits (defers), also on
+        # a loaded machine: at 1.5 s, Airflow 3.0's dag.test() once reached it after they were ready.
+        connection.links_of_next_generation(LinkFault(ready_after=4))
         dag_run = run_dag(dag_id, run_conf={"destination": str(tmp_path)})
         assert dag_run.state == "success"
         urls = dag_run.get_task_instance("gen").xcom_pull(task_ids="gen")
