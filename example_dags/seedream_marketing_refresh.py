@@ -195,18 +195,10 @@ with DAG(
             spent["reused"] += reused
             spent["cost"] += cost
             spent["saved"] += usage.get("estimated_saving_usd") or 0.0
+            spend = [generated, reused, cost]
             for file in files or ["(not stored)"]:
-                row = [
-                    product["sku"],
-                    product["name"],
-                    used["prompt"],
-                    used["by"],
-                    file,
-                    generated,
-                    reused,
-                    cost,
-                ]
-                writer.writerow(row)
+                writer.writerow([product["sku"], product["name"], used["prompt"], used["by"], file, *spend])
+                spend = [0, 0, 0.0]  # a generation's spend on its first image's row only: rows add up
             folder = folder or (ObjectStoragePath(files[0]).parent if files else None)
         if folder is None:
             raise RuntimeError("No product was stored: see the failed tasks of this run.")

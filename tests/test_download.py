@@ -131,13 +131,34 @@ class TestHookDownload:
         assert hashing_threads() == []
 
     def test_a_body_of_many_reads_is_hashed_in_order_by_a_thread_that_ends_with_it(
-        self, connection, tmp_path
+        self, connection, tmp_path, monkeypatch
     ):
+        from airflow_provider_seedream._internal import download
+
+        hashed_on: list[str] = []
+        sha256 = hashlib.sha256
+
+        class Recorded:
+            """hashlib's sha256, noting which thread hashes each chunk."""
+
+            def __init__(self) -> None:
+                self._hash = sha256()
+
+            def update(self, chunk: bytes) -> None:
+                hashed_on.append(threading.current_thread().name)
+                self._hash.update(chunk)
+
+            def hexdigest(self) -> str:
+                return self._hash.hexdigest()
+
+        monkeypatch.setattr(download.hashlib, "sha256", Recorded)
         data = noisy_png(1500, 1500)
         assert len(data) > 4 * DOWNLOAD_CHUNK_BYTES  # many reads, each hashed while the next arrives
         image = SeedreamHook().download_image(connection.add_image(data), tmp_path / "big.{ext}")
+        monkeypatch.undo()
         assert image.sha256 == hashlib.sha256(data).hexdigest() and image.bytes == len(data)
         assert (tmp_path / "big.png").read_bytes() == data
+        assert len(hashed_on) > 4 and {name.rsplit("_", 1)[0] for name in hashed_on} == {"seedream-sha256"}
         assert hashing_threads() == []
 
     def test_expired_link_is_not_retryable(self, connection, tmp_path):

@@ -253,6 +253,10 @@ class TestAcrossTries:
             output = logs()
             assert "it may have been billed, so it is not sent again" in output
             assert "retry_possibly_billed=True" in output and "state-store/seedream_generation" in output
+            # The interrupted try still said what it may have cost.
+            assert (
+                "1 request got no usable answer and may have been billed for up to 1 image ($0.04)" in output
+            )
         else:
             assert dag_run.state == "success"
             assert len(connection.generation_requests()) == 2

@@ -58,6 +58,12 @@ class Usage:
             self.possibly_billed_requests += 1
             self.possibly_billed_images += most_images
 
+    def count_interrupted(self, most_images: int) -> None:
+        """The wait for an answer was interrupted: whether the request had left is unknown, so it
+        counts as possibly billed, for up to ``most_images``."""
+        self.possibly_billed_requests += 1
+        self.possibly_billed_images += most_images
+
     @property
     def estimated_cost_usd(self) -> float | None:
         return self._at_price(self.images_generated)
@@ -85,17 +91,19 @@ class Usage:
             f"{_count(self.images_generated, 'image')} generated (paid), {self.images_reused} reused"
         )
         if self.price_per_image_usd is None:
-            return f"{text}; no cost estimated ({self.price_source})"
-        text += (
-            f"; estimated cost ${self.estimated_cost_usd:.2f} (saved ${self.estimated_saving_usd:.2f}) at "
-            f"${self.price_per_image_usd:g} per image ({self.price_source}; an estimate)"
-        )
+            text += f"; no cost estimated ({self.price_source})"
+        else:
+            text += (
+                f"; estimated cost ${self.estimated_cost_usd:.2f} (saved ${self.estimated_saving_usd:.2f}) "
+                f"at ${self.price_per_image_usd:g} per image ({self.price_source}; an estimate)"
+            )
         if self.possibly_billed_requests:
-            at_most = self.possibly_billed_images * self.price_per_image_usd
             text += (
                 f"; {_count(self.possibly_billed_requests, 'request')} got no usable answer and may have "
-                f"been billed for up to {_count(self.possibly_billed_images, 'image')} (${at_most:.2f}) more"
+                f"been billed for up to {_count(self.possibly_billed_images, 'image')}"
             )
+            if self.price_per_image_usd is not None:
+                text += f" (${self.possibly_billed_images * self.price_per_image_usd:.2f}) more"
         return text
 
 

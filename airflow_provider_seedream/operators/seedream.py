@@ -124,9 +124,9 @@ class SeedreamGenerateOperator(BaseOperator):
                     self._report(context, usage)
                     return urls
             prepared = hook.prepare_generation(**self._request_arguments())
+            usage = hook.usage_for(prepared.request.model)
         except SeedreamError as err:
             raise task_failure(err) from err
-        usage = hook.usage_for(prepared.request.model)
         if state is not None:
             state.mark_sent()
         try:
@@ -138,6 +138,10 @@ class SeedreamGenerateOperator(BaseOperator):
                 state.record_failure(err)
             self._report(context, usage, failing=True)
             raise task_failure(err, retry_possibly_billed=opt_in) from err
+        except BaseException:  # interrupted while waiting (execution_timeout, SIGTERM): it may be out
+            usage.count_interrupted(prepared.request.most_images)
+            self._report(context, usage, failing=True)
+            raise
         if state is not None:
             state.mark_generated(urls)
         self._report(context, usage)

@@ -3,6 +3,7 @@ runs on one machine."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -16,11 +17,15 @@ SINGLE_HOST_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor", "Debug
 custom one) may run each task on a host of its own."""
 
 
-def default_executor() -> str:
-    """The class name of the executor that runs tasks naming none: the first of ``[core] executor``
-    (``LocalExecutor``, ``my_alias:my.module.MyExecutor``...)."""
-    first = str(conf.get("core", "executor", fallback="LocalExecutor")).split(",")[0].strip()
-    return first.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+def task_executors() -> list[str]:
+    """The class names of the executors this Airflow may run a task on: every one of ``[core]
+    executor`` (``LocalExecutor``, ``my_alias:my.module.MyExecutor``...), since a task can name any.
+    A KubernetesExecutor worker pod says so in its environment: its own configuration often names
+    LocalExecutor (the official Helm chart's pod template does)."""
+    if os.environ.get("AIRFLOW_IS_K8S_EXECUTOR_POD", "").lower() == "true":
+        return ["KubernetesExecutor"]
+    configured = str(conf.get("core", "executor", fallback="LocalExecutor")).split(",")
+    return [name.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1] for name in configured if name.strip()]
 
 
 def require_shared_destination(destination: str | ObjectStoragePath, *, how_to_set: str = "") -> None:
@@ -31,9 +36,10 @@ def require_shared_destination(destination: str | ObjectStoragePath, *, how_to_s
     is shared, but nothing here can tell it from a local disk: give such a folder to the DAG without
     this check. ``how_to_set`` ends the message: how this DAG's users change its destination."""
     scheme = urlsplit(str(destination)).scheme
-    executor = default_executor()
-    if scheme not in ("", "file", "local") or executor in SINGLE_HOST_EXECUTORS:
+    elsewhere = [name for name in task_executors() if name not in SINGLE_HOST_EXECUTORS]
+    if scheme not in ("", "file", "local") or not elsewhere:
         return
+    executor = " and ".join(elsewhere)
     raise AirflowFailException(
         f"destination={str(destination)!r} is a folder on whichever machine runs each task, and this "
         f"Airflow runs tasks on {executor}, where tasks of one run may land on different hosts with "

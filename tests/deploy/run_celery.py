@@ -239,7 +239,25 @@ def checks(deployment: Deployment) -> None:
     )
 
 
+def preconditions() -> None:
+    """What the tier needs of this machine, said before anything starts."""
+    import os
+    import shutil
+
+    from deployment import REPOSITORY
+
+    if os.geteuid() != 0:
+        sys.exit("make test-deploy-celery runs as root: each worker gets a mount and UTS namespace (unshare)")
+    if missing := [tool for tool in ("unshare", "nsenter", "hostname") if shutil.which(tool) is None]:
+        sys.exit(f"make test-deploy-celery needs {', '.join(missing)} (Debian: util-linux, hostname)")
+    if REPOSITORY.resolve().is_relative_to("/tmp") or not Path("/var/tmp").is_dir():
+        sys.exit(
+            "make test-deploy-celery hides /tmp from its workers: the checkout and /var/tmp must be elsewhere"
+        )
+
+
 if __name__ == "__main__":
+    preconditions()
     sys.exit(
         run_tier(
             "make test-deploy-celery",
