@@ -350,14 +350,6 @@ class Deployment:
         worker.process.wait()
         return [process.pid for process in victims]
 
-    def worker_pids(self, name: str) -> list[int]:
-        import psutil
-
-        process = self.workers[name].process
-        assert process is not None
-        root = psutil.Process(process.pid)
-        return [root.pid, *(child.pid for child in root.children(recursive=True))]
-
     def _api_ready(self) -> bool:
         for name, process in self.processes.items():
             if process.poll() is not None:
@@ -421,13 +413,13 @@ class Deployment:
         return response.json() if response.content else None
 
     @staticmethod
-    def wait_for(condition: Callable[[], Any], seconds: float, what: str, every: float = 1) -> Any:
+    def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             result = condition()
             if result:
                 return result
-            time.sleep(every)
+            time.sleep(1)
         raise Failure(f"timed out after {seconds:.0f} s waiting for {what}")
 
     def wait_for_dags(self, dag_ids: list[str]) -> None:
