@@ -61,7 +61,13 @@ class TestConstruction:
             assert parameters[name].default == expected, name
         assert set(GENERATION_PARAMETERS) <= set(SeedreamGenerateOperator.template_fields)
 
-        operator_types = typing.get_type_hints(SeedreamGenerateOperator.__init__)
+        import os
+
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        # What the operator's module imports for type checkers only (cache's type).
+        names = {"os": os, "ObjectStoragePath": ObjectStoragePath}
+        operator_types = typing.get_type_hints(SeedreamGenerateOperator.__init__, localns=names)
         option_types = typing.get_type_hints(GenerationOptions)
         assert list(option_types) == [name for name in GENERATION_PARAMETERS if name != "prompt"]
         assert option_types == {name: operator_types[name] for name in option_types}
@@ -69,6 +75,9 @@ class TestConstruction:
         assert list(hook_parameters)[1] == "prompt"
         assert hook_parameters["options"].kind is inspect.Parameter.VAR_KEYWORD
         assert "Unpack[GenerationOptions]" in str(hook_parameters["options"].annotation)
+        for name in ("cache", "cache_key"):  # the cache's arguments, on both
+            assert hook_parameters[name].default is parameters[name].default is None, name
+        assert {"cache", "cache_key"} <= set(SeedreamGenerateOperator.template_fields)
 
     def test_templated_prompt_does_not_hide_other_errors(self):
         with pytest.raises(SeedreamValidationError, match="max_images=30"):

@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import os
 import re
 import socket
-import uuid
 import zlib
 
 import pytest
@@ -23,75 +21,12 @@ pytest.importorskip("s3fs", reason="needs the amazon provider's s3fs extra (the 
 pytest.importorskip("moto.server", reason="needs moto[server] (the test extra has it)")
 
 from airflow.providers.common.compat.sdk import AirflowFailException
+from conftest import S3_CONN_ID as CONN_ID
 
 from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
 from airflow_provider_seedream.testing import LinkFault
 
-CONN_ID = "moto_s3"
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint, monkeypatch):
-    """A fresh bucket (a new name each test: s3fs caches listings per bucket), the ``moto_s3``
-    connection, and nothing of the machine's own AWS setup."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    connection = {
-        "conn_type": "aws",
-        "login": "moto-key",
-        "password": "moto-secret",
-        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-    return Bucket(s3_endpoint, f"assets-{uuid.uuid4().hex[:10]}")
-
-
-class Bucket:
-    def __init__(self, endpoint: str, name: str) -> None:
-        import boto3
-
-        self.name = name
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="moto-key",
-            aws_secret_access_key="moto-secret",
-        )
-        self.client.create_bucket(Bucket=name)
-
-    def objects(self) -> dict[str, int]:
-        listed = self.client.list_objects_v2(Bucket=self.name).get("Contents", [])
-        return {item["Key"]: item["Size"] for item in listed}
-
-    def read(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
-
-    def incomplete_uploads(self) -> list[str]:
-        return [
-            upload["Key"]
-            for upload in self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", [])
-        ]
-
-    def uri(self, key: str = "") -> str:
-        """The URI a DAG writes, with the connection in it as Airflow's ObjectStoragePath reads it."""
-        return f"s3://{CONN_ID}@{self.name}/{key}"
 
 
 def _xcom(dag_run, task_id):
@@ -169,27 +104,6 @@ class TestDownloadOperator:
         location = hook.download(url, bucket.uri("hook/kettle.{ext}"))
         assert location.endswith("hook/kettle.png")
         assert bucket.objects() == {"hook/kettle.png": len(connection.image_bytes(url))}
-
-
-@pytest.fixture
-def fresh_filesystems():
-    """Forget the S3 filesystems made so far: Airflow and fsspec cache them with the credentials they
-    found, and these tests change what there is to find. Other stores (the session's ``memory://``)
-    are kept."""
-    try:
-        from airflow.sdk.io import store
-    except ImportError:  # Airflow 2
-        from airflow.io import store
-    import s3fs
-
-    def forget() -> None:
-        for key in [key for key, cached in store._STORE_CACHE.items() if cached.protocol in ("s3", "s3a")]:
-            del store._STORE_CACHE[key]
-        s3fs.S3FileSystem.clear_instance_cache()
-
-    forget()
-    yield
-    forget()
 
 
 @pytest.mark.usefixtures("fresh_filesystems")

@@ -52,6 +52,10 @@ class StoredImage:
     width: int | None
     height: int | None
     stored_at: str
+    generation: dict[str, Any] | None = None
+    """Copied from a generation cache: the facts of the generation that made it (model, prompt, when,
+    by which task, its estimated cost); ``None`` for a link's image (see the generate task's XCom
+    ``usage``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

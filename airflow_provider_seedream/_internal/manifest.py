@@ -1,5 +1,6 @@
-"""The download's manifest beside the images: per image, the link without its signature, sha256, bytes,
-content type, pixel size, location and time. It is read as input, not trust: an entry counts only if
+"""The download's manifest beside the images: per image, the link without its signature (or the cached
+location it was copied from), sha256, bytes, content type, pixel size, location, time, and for a copy
+its generation's facts. It is read as input, not trust: an entry counts only if
 it proves that an image of these very links is stored where this index is written."""
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from airflow_provider_seedream._internal.storage import (
     storage_target,
     write_atomically,
 )
-from airflow_provider_seedream.contract.imageinfo import EXTENSIONS, MEDIA_TYPES
+from airflow_provider_seedream.contract.imageinfo import EXTENSIONS, FORMATS_BY_MEDIA_TYPE
 from airflow_provider_seedream.contract.redact import link_identity
+from airflow_provider_seedream.contract.response import is_api_link
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 MANIFEST_READ_LIMIT = 1024 * 1024
 """A manifest lists at most 15 images in a few KB; anything larger is not one of ours."""
-_FORMATS = {media_type: name for name, media_type in MEDIA_TYPES.items()}
 
 
 def stored_entries(
@@ -60,7 +61,8 @@ def stored_entries(
             isinstance(index, int)
             and not isinstance(index, bool)
             and 0 <= index < len(urls)
-            and entry.get("source") == link_identity(urls[index])
+            and entry.get("source")
+            == (link_identity(urls[index]) if is_api_link(urls[index]) else urls[index])
             and _is_stored_file(entry, join(destination, names[index]))
         ):
             stored[index] = entry
@@ -83,9 +85,13 @@ def _is_stored_file(entry: dict[str, Any], target: Any) -> bool:
     """The entry's location is where this index is written (for its content type), and a file of the
     recorded size is there."""
     content_type, size, location = entry.get("content_type"), entry.get("bytes"), entry.get("location")
-    if content_type not in _FORMATS or not isinstance(size, int) or not isinstance(location, str):
+    if (
+        content_type not in FORMATS_BY_MEDIA_TYPE
+        or not isinstance(size, int)
+        or not isinstance(location, str)
+    ):
         return False
-    path, expected = storage_target(target, EXTENSIONS[_FORMATS[content_type]])
+    path, expected = storage_target(target, EXTENSIONS[FORMATS_BY_MEDIA_TYPE[content_type]])
     try:
         return location == expected and path.is_file() and path.stat().st_size == size
     except (OSError, ValueError):

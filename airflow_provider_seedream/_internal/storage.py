@@ -122,9 +122,7 @@ def write_atomically(
     is left as it was. Storage failures become a :class:`SeedreamDownloadError` naming the file and
     the cause. The file system is used directly so that lineage never reports the temporary name."""
     root = target.parent if root is None else root
-    relative = posixpath.relpath(target.path, root.path)
-    if relative.startswith("../") or relative == ".." or posixpath.isabs(relative):
-        raise SeedreamDownloadError(f"{target} is outside the destination {root}", retryable=False)
+    relative = check_inside(target, root)
     try:
         if is_local(target):
             _write_local(root.path, relative, chunks)
@@ -136,6 +134,14 @@ def write_atomically(
         raise  # the body's own failure
     except Exception as err:
         raise storage_error(err, target) from None
+
+
+def check_inside(target: ObjectStoragePath, root: ObjectStoragePath) -> str:
+    """``target``'s path relative to ``root``; refuses a target outside it."""
+    relative = posixpath.relpath(target.path, root.path)
+    if relative.startswith("../") or relative == ".." or posixpath.isabs(relative):
+        raise SeedreamDownloadError(f"{target} is outside the destination {root}", retryable=False)
+    return relative
 
 
 def storage_error(err: Exception, where: object, action: str = "store") -> SeedreamDownloadError:

@@ -23,7 +23,9 @@ Our exception hierarchy (billed: was a generation paid for?):
     - SeedreamGatewayError        maybe  500/502/504, or a 503 after a long wait: the API behind the
     |                                    gateway may still be generating (``status``, ``reason``...).
     - SeedreamResponseError       yes    a 2xx that is not the documented ``{"images": [...]}``, or
-                                         whose body broke off: the generation ran.
+    |                                    whose body broke off: the generation ran.
+    - SeedreamCacheStoreError     yes    generated, then storing the images into the ``cache`` failed:
+                                         ``urls`` holds the paid links, to store without paying again.
   + SeedreamDownloadError         no     fetching or storing a generated image failed; ``retryable``
     |                                    says whether the cause can pass (a full disk, a broken body).
     - SeedreamLinkNotReadyError   no     the link does not answer yet (a sensor keeps waiting).
@@ -44,6 +46,7 @@ __all__ = [
     "SeedreamAuthError",
     "SeedreamBadRequestError",
     "SeedreamBillingError",
+    "SeedreamCacheStoreError",
     "SeedreamConnectionError",
     "SeedreamConnectionLostError",
     "SeedreamContentPolicyError",
@@ -171,6 +174,23 @@ class SeedreamResponseError(SeedreamPossiblyBilledError):
 
     def __init__(self, status: int, reason: str | None, message: str) -> None:
         super().__init__(message, status=status, reason=reason)
+
+
+class SeedreamCacheStoreError(SeedreamPossiblyBilledError):
+    """The images were generated, and billed, then storing them into the cache failed. ``urls`` are
+    the paid links (never in the message: they carry signatures), so that a caller can store them
+    while they work instead of generating again; ``retryable`` says whether the storage cause can pass."""
+
+    def __init__(self, message: str, urls: list[str], *, retryable: bool) -> None:
+        super().__init__(message)
+        self.urls = urls
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return (
+            f"{self.message}; the {len(self.urls)} image(s) were generated and paid for: store their links "
+            "(this error's urls) instead of generating again"
+        )
 
 
 class SeedreamDownloadError(SeedreamError):

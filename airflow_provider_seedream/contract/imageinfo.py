@@ -11,7 +11,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-__all__ = ["EXTENSIONS", "MEDIA_TYPES", "ImageInfo", "read_image_info"]
+__all__ = ["EXTENSIONS", "FORMATS_BY_MEDIA_TYPE", "MEDIA_TYPES", "ImageInfo", "read_image_info"]
 
 MEDIA_TYPES = {
     "png": "image/png",
@@ -22,6 +22,7 @@ MEDIA_TYPES = {
     "gif": "image/gif",
 }
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "bmp": "bmp", "tiff": "tiff", "gif": "gif"}
+FORMATS_BY_MEDIA_TYPE = {media_type: name for name, media_type in MEDIA_TYPES.items()}
 _PILLOW_FORMATS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "TIFF": "tiff", "BMP": "bmp"}
 """Pillow's names for the formats the API takes; the only plugins asked to open anything."""
 _OPENED_AS = {**_PILLOW_FORMATS, "MPO": "jpeg"}

@@ -71,3 +71,17 @@ def url_problem(url: object) -> str | None:
     if not parts.hostname:
         return "has no host"
     return None
+
+
+def is_api_link(value: object) -> bool:
+    """An http(s) link, as the API returns; any other string a download takes is a stored location."""
+    return isinstance(value, str) and value[:8].lower().startswith(("http://", "https://"))
+
+
+def location_problem(location: object) -> str | None:
+    """Why ``location`` is no stored location (a path or storage URI), or ``None``."""
+    if not isinstance(location, str):
+        return "is not a link or a stored location"
+    if not location.strip() or "\x00" in location:
+        return "is not a link (http, https) or a stored location (a path or storage URI)"
+    return None

@@ -24,16 +24,21 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
+RETURNABLE_ARGUMENTS = (*GENERATION_PARAMETERS, "cache_key")
+"""What the function may return: the generation parameters, and the cache key of what it wrote the
+prompt from (only the function knows that, for a prompt written from its arguments)."""
+
+
 def generation_arguments(returned: Any) -> dict[str, Any]:
     """What the decorated function returned, as generation arguments: a prompt, or a dict of them."""
     if isinstance(returned, str):
         return {"prompt": returned}
     if isinstance(returned, Mapping):
-        unknown = sorted(str(key) for key in returned if key not in GENERATION_PARAMETERS)
+        unknown = sorted(str(key) for key in returned if key not in RETURNABLE_ARGUMENTS)
         if unknown:
             raise SeedreamValidationError(
                 f"@task.seedream: the returned dict has {', '.join(map(repr, unknown))}, which is not a "
-                f"generation argument; allowed: {', '.join(GENERATION_PARAMETERS)}."
+                f"generation argument; allowed: {', '.join(RETURNABLE_ARGUMENTS)}."
             )
         if "prompt" not in returned:
             raise SeedreamValidationError(
@@ -91,9 +96,10 @@ class _SeedreamDecoratedOperator(DecoratedOperator, SeedreamGenerateOperator):
 def seedream_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
     """
     Generate images from what a function returns: the prompt (a ``str``), or a dict of generation
-    arguments (``{"prompt": ..., "size": ..., "images": [...]}``). The task returns the image URLs
-    (XCom), as ``SeedreamGenerateOperator`` does, and takes its arguments (``model``, ``size``,
-    ``seedream_conn_id``, ``retry_possibly_billed``, ...); a returned dict overrides them.
+    arguments (``{"prompt": ..., "size": ..., "images": [...]}``, and ``cache_key``). The task returns
+    the image URLs (XCom), as ``SeedreamGenerateOperator`` does, and takes its arguments (``model``,
+    ``size``, ``seedream_conn_id``, ``retry_possibly_billed``, ``cache``...); a returned dict
+    overrides them.
 
     Usage::
 

@@ -13,6 +13,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_seedream._internal.cache import (
+    LINK_POLL_SECONDS,
+    LINK_WAIT_SECONDS,
+    CachedGeneration,
+    GenerationCache,
+    copy_cached_image,
+    generation_fingerprint,
+    new_record,
+)
 from airflow_provider_seedream._internal.download import StoredImage, stream_image
 from airflow_provider_seedream._internal.references import resolve_references
 from airflow_provider_seedream._internal.transport import (
@@ -29,7 +38,10 @@ from airflow_provider_seedream.contract.connection import (
     base_url_from_connection,
 )
 from airflow_provider_seedream.contract.exceptions import (
+    SeedreamCacheStoreError,
+    SeedreamDownloadError,
     SeedreamError,
+    SeedreamLinkNotReadyError,
     may_retry,
 )
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
@@ -45,7 +57,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection, ObjectStoragePath
     from typing_extensions import Unpack
 
-__all__ = ["PreparedGeneration", "SeedreamHook", "StoredImage"]
+__all__ = ["CachedGeneration", "PreparedGeneration", "SeedreamHook", "StoredImage"]
 
 
 class PreparedGeneration(NamedTuple):
@@ -135,10 +147,13 @@ class SeedreamHook(BaseHook):
         *,
         read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
+        cache: str | os.PathLike[str] | ObjectStoragePath | None = None,
+        cache_key: Any = None,
         **options: Unpack[GenerationOptions],
     ) -> list[str]:
         """
-        Generate images and return their URLs, in the order the API gave them.
+        Generate images and return their URLs, in the order the API gave them; with ``cache``, return
+        the images' locations in the cache instead, reusing an identical earlier generation.
 
         Every documented rule is checked, and local or object-storage reference images are read,
         checked by content and inlined as data URIs, before anything is sent. ``options`` are the
@@ -150,15 +165,31 @@ class SeedreamHook(BaseHook):
         :param retry_possibly_billed: send the request again after a failure that came after it left
             this machine (read timeout, broken answer, 500/502/504). The API may already be generating,
             so this can bill twice (default: the connection's, off).
+        :param cache: a folder, storage URI (``s3://bucket/prefix``) or ``ObjectStoragePath``. When it
+            holds a complete, verified generation of an identical request, nothing is sent and its
+            images' locations are returned; otherwise the images are generated, stored there, and their
+            locations returned. Locations, unlike links, do not expire.
+        :param cache_key: with ``cache``: stands for the prompt in the request's fingerprint, for a
+            prompt that is written anew each time (by an LLM): what it was made from (a catalog row, the
+            brief, the LLM's model), as a str or JSON value. Everything else in the request still counts.
         :raises SeedreamValidationError: the request breaks a documented rule; nothing was sent.
         :raises SeedreamPossiblyBilledError: the request was sent and no usable answer came back.
+        :raises SeedreamCacheStoreError: generated and paid for, then storing into ``cache`` failed; the
+            error's ``urls`` are the paid links.
         :raises SeedreamAPIError: the API answered with an error, after any retries.
         :raises SeedreamConnectionError: the API could not be reached; nothing was sent.
         """
         prepared = self.prepare_generation(prompt=prompt, **options)
-        return self.send_generation(
+        if cache is not None:
+            hit = self.cached_generation(prepared, cache, cache_key=cache_key)
+            if hit is not None:
+                return hit.locations
+        urls = self.send_generation(
             prepared, read_timeout=read_timeout, retry_possibly_billed=retry_possibly_billed
         )
+        if cache is None:
+            return urls
+        return self.store_generation(prepared, urls, cache, cache_key=cache_key)
 
     def prepare_generation(self, **parameters: Any) -> PreparedGeneration:
         """Validate a request and read its reference images: everything :meth:`generate` does before
@@ -220,6 +251,129 @@ class SeedreamHook(BaseHook):
             time.monotonic() - started,
         )
         return urls
+
+    def _fingerprint(self, prepared: PreparedGeneration, cache_key: Any) -> str:
+        spec = prepared.request.spec
+        return generation_fingerprint(f"{self.base_url}{spec.path}", prepared.body, spec, cache_key)
+
+    def cached_generation(
+        self,
+        prepared: PreparedGeneration,
+        cache: str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        cache_key: Any = None,
+    ) -> CachedGeneration | None:
+        """The verified entry of ``cache`` for this request (see :meth:`generate`), or ``None``. Every
+        image of an entry is read back and checked against its recorded size and sha256; an entry that
+        fails is logged and counts as a miss."""
+        generation_cache = GenerationCache(cache)
+        fingerprint = self._fingerprint(prepared, cache_key)
+        try:
+            hit = generation_cache.lookup(fingerprint, self.log)
+        except SeedreamDownloadError as err:
+            raise SeedreamDownloadError(
+                f"Could not read the cache {generation_cache}: {err}", retryable=err.retryable
+            ) from None
+        entry = f"{generation_cache}/{generation_cache.entry_name(fingerprint)}"
+        if hit is None:
+            self.log.info("No generation of this request in the cache (%s): generating.", entry)
+            return None
+        self.log.info(
+            "Reusing %d image(s) from the cache (%s), %s: nothing was sent.",
+            len(hit.locations),
+            entry,
+            hit.describe(),
+        )
+        return hit
+
+    def store_generation(
+        self,
+        prepared: PreparedGeneration,
+        urls: list[str],
+        cache: str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        cache_key: Any = None,
+        usage: Usage | None = None,
+    ) -> list[str]:
+        """Store the images of this request's generation (its ``urls``) into ``cache`` and return their
+        locations there. Links that do not answer yet are waited for (up to ``LINK_WAIT_SECONDS``).
+
+        :raises SeedreamCacheStoreError: storing failed; its ``urls`` are the links, still paid for."""
+        generation_cache = GenerationCache(cache)
+        fingerprint = self._fingerprint(prepared, cache_key)
+        generation, folder = generation_cache.generation_folder(fingerprint)
+        try:
+            stored = [
+                self._download_when_ready(url, f"{folder}/{index}.{{ext}}", cache)
+                for index, url in enumerate(urls)
+            ]
+            request = prepared.request
+            record = new_record(
+                fingerprint,
+                generation,
+                model=request.model,
+                endpoint=f"{self.base_url}{request.spec.path}",
+                prompt=request.prompt,
+                cache_key=cache_key,
+                images=[
+                    {
+                        "index": index,
+                        "file": image.location.rsplit("/", 1)[-1],
+                        "source": image.source,
+                        "sha256": image.sha256,
+                        "bytes": image.bytes,
+                        "content_type": image.content_type,
+                        "width": image.width,
+                        "height": image.height,
+                    }
+                    for index, image in enumerate(stored)
+                ],
+                usage=usage.to_dict() if usage is not None else None,
+                generated_by=_running_task(),
+            )
+            generation_cache.write_record(fingerprint, generation, record)
+        except SeedreamDownloadError as err:
+            raise SeedreamCacheStoreError(
+                f"Could not store the generated images into the cache {generation_cache}: {err}",
+                urls,
+                retryable=err.retryable,
+            ) from None
+        self.log.info("Stored %d generated image(s) in the cache (%s/%s)", len(stored), cache, folder)
+        return [image.location for image in stored]
+
+    def _download_when_ready(
+        self, url: str, name: str, destination: str | os.PathLike[str] | ObjectStoragePath
+    ) -> StoredImage:
+        deadline = time.monotonic() + LINK_WAIT_SECONDS
+        while True:
+            try:
+                return self.download_image(url, name, destination=destination)
+            except SeedreamLinkNotReadyError:
+                if time.monotonic() + LINK_POLL_SECONDS > deadline:
+                    raise
+                time.sleep(LINK_POLL_SECONDS)
+
+    def copy_stored_image(
+        self,
+        location: str,
+        path: str,
+        *,
+        destination: str | os.PathLike[str] | ObjectStoragePath,
+        max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
+    ) -> StoredImage:
+        """Copy an image a generation cache holds (a location :meth:`generate` returned with ``cache``)
+        to ``path`` below ``destination``, as :meth:`download_image` stores a link's: checked against the
+        cache's record of it (size, sha256), server-side between objects of one S3 connection.
+
+        :raises SeedreamDownloadError: the location is no cached image, or it no longer checks."""
+        image, target = copy_cached_image(
+            location, path, destination=destination, max_bytes=max_bytes, log=self.log
+        )
+        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+
+        get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
+        self.log.info("Copied %s (%d bytes) to %s", location, image.bytes, image.location)
+        return image
 
     def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
         """
@@ -306,3 +460,20 @@ class SeedreamHook(BaseHook):
             return False, reasons.pop() if len(reasons) == 1 else refusals
         message = f"Connected to {self.base_url}; the API key was accepted for {', '.join(accepted)}"
         return True, f"{message}, and refused for {refusals}" if refused else f"{message}."
+
+
+def _running_task() -> dict[str, Any] | None:
+    """The running task instance's ids, for a cache record; ``None`` outside a task."""
+    from airflow.providers.common.compat.sdk import get_current_context
+
+    try:
+        ti = get_current_context()["ti"]
+    except Exception:  # no task is running (each Airflow version says so with its own error)
+        return None
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": ti.map_index,
+        "try_number": ti.try_number,
+    }

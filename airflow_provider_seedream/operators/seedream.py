@@ -7,21 +7,23 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_seedream._internal.generation_state import GenerationState
 from airflow_provider_seedream._internal.operator_support import is_literal, load_hook, task_failure
 from airflow_provider_seedream.contract.connection import DEFAULT_CONN_ID
-from airflow_provider_seedream.contract.exceptions import SeedreamError
+from airflow_provider_seedream.contract.exceptions import SeedreamCacheStoreError, SeedreamError
 from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, build_request
 from airflow_provider_seedream.contract.specs import DEFAULT_MODEL
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
+    import os
+
+    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
     from airflow_provider_seedream.contract.usage import Usage
-    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+    from airflow_provider_seedream.hooks.seedream import PreparedGeneration, SeedreamHook
 
 __all__ = ["SeedreamDownloadOperator", "SeedreamGenerateOperator"]
 
@@ -58,10 +60,18 @@ class SeedreamGenerateOperator(BaseOperator):
     :param retry_possibly_billed: send the request again, by the hook and by task retries, after a
         failure that may already have been billed (default: the connection's extra, off).
     :param durable: remember the generation across tries of this task instance (Airflow 3.3+).
+    :param cache: a folder, storage URI (``s3://bucket/prefix``) or ``ObjectStoragePath`` (templated;
+        DAG-wide through ``default_args``). An identical request generated before is answered from it
+        with nothing sent; otherwise the images are generated and stored there. Either way the task
+        returns the images' locations in the cache, which do not expire, and
+        ``SeedreamDownloadOperator`` copies them as it downloads links. Unset: the API's links.
+    :param cache_key: with ``cache``: stands for the prompt in the request's fingerprint, for prompts
+        written anew on every run (by an LLM): what the prompt was made from, such as the catalog row,
+        the brief and the LLM's model, as a str or JSON value (templated).
     """
 
     # Every request argument can be computed: a rendered "3" or "false" is read as the number or boolean.
-    template_fields: Sequence[str] = (*GENERATION_PARAMETERS, "seedream_conn_id")
+    template_fields: Sequence[str] = (*GENERATION_PARAMETERS, "seedream_conn_id", "cache", "cache_key")
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -79,6 +89,8 @@ class SeedreamGenerateOperator(BaseOperator):
         read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
         durable: bool = True,
+        cache: str | os.PathLike[str] | ObjectStoragePath | None = None,
+        cache_key: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +106,8 @@ class SeedreamGenerateOperator(BaseOperator):
         self.read_timeout = read_timeout
         self.retry_possibly_billed = retry_possibly_billed
         self.durable = durable
+        self.cache = cache
+        self.cache_key = cache_key
         self._check_literal_arguments()
 
     @cached_property
@@ -115,16 +129,20 @@ class SeedreamGenerateOperator(BaseOperator):
         hook = self.hook
         try:
             opt_in = hook.possibly_billed_opt_in(self.retry_possibly_billed)
+            prepared = hook.prepare_generation(**self._request_arguments())
+            usage = hook.usage_for(prepared.request.model)
+            if self.cache is not None:  # a hit is free: it goes before anything an earlier try left
+                hit = hook.cached_generation(prepared, self.cache, cache_key=self.cache_key)
+                if hit is not None:
+                    usage.images_reused = len(hit.locations)
+                    self._report(context, usage)
+                    return hit.locations
             state = self._generation_state(context)
             if state is not None:
                 urls = state.resume(retry_possibly_billed=opt_in, log=self.log)
                 if urls is not None:
-                    usage = hook.usage_for(str(self.model))
                     usage.images_reused = len(urls)  # paid for by an earlier try
-                    self._report(context, usage)
-                    return urls
-            prepared = hook.prepare_generation(**self._request_arguments())
-            usage = hook.usage_for(prepared.request.model)
+                    return self._hand_on(context, hook, prepared, urls, usage, state)
         except SeedreamError as err:
             raise task_failure(err) from err
         if state is not None:
@@ -144,6 +162,38 @@ class SeedreamGenerateOperator(BaseOperator):
             raise
         if state is not None:
             state.mark_generated(urls)
+        return self._hand_on(context, hook, prepared, urls, usage, state)
+
+    def _hand_on(
+        self,
+        context: Context,
+        hook: SeedreamHook,
+        prepared: PreparedGeneration,
+        urls: list[str],
+        usage: Usage,
+        state: GenerationState | None,
+    ) -> list[str]:
+        """Report the spend and return the paid-for links, or with ``cache`` their stored locations.
+
+        When storing fails, a retry must not pay again: with the task state store (which holds the
+        links) the task fails as the storage failure says, and the retry stores them; without it the
+        links are returned, so that nothing paid for is lost."""
+        if self.cache is not None:
+            try:
+                urls = hook.store_generation(
+                    prepared, urls, self.cache, cache_key=self.cache_key, usage=usage
+                )
+            except SeedreamCacheStoreError as err:
+                self._report(context, usage, failing=True)
+                if state is None:
+                    self.log.warning(
+                        "%s. Returning the links instead: this Airflow cannot keep them for a retry.", err
+                    )
+                    return urls
+                self.log.error("%s. The links are kept in the task state store: a retry stores them.", err)
+                if err.retryable:
+                    raise
+                raise AirflowFailException(f"{type(err).__name__}: {err}") from err
         self._report(context, usage)
         return urls
 

@@ -37,7 +37,7 @@ from airflow_provider_seedream.contract.exceptions import (
 )
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.contract.redact import mask_signatures, redact_url
-from airflow_provider_seedream.contract.response import url_problem
+from airflow_provider_seedream.contract.response import is_api_link, location_problem, url_problem
 from airflow_provider_seedream.contract.specs import MAX_GENERATED_IMAGES
 
 if TYPE_CHECKING:
@@ -65,7 +65,9 @@ class SeedreamDownloadOperator(BaseSensorOperator):
     status and the start of the body.
 
     :param urls: one link, a list, or an upstream ``XComArg`` such as ``gen.output`` (templated). A list
-        of lists, as a mapped generation returns, is flattened.
+        of lists, as a mapped generation returns, is flattened. Locations a generate task with ``cache``
+        returned are copied (checked against the cache's record; server-side between objects of one S3
+        connection), and their manifest entries carry their generation's facts (``generation``).
     :param destination: a local folder, a URI (``file://``, ``s3://bucket/prefix``, ``gs://...``), or an
         ``ObjectStoragePath`` (templated). Nothing is written outside it, and no symbolic link below a
         local destination is followed.
@@ -204,6 +206,10 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         read_timeout = hook.settings.read_timeout
 
         def store(index: int) -> StoredImage:
+            if not is_api_link(urls[index]):
+                return hook.copy_stored_image(
+                    urls[index], names[index], destination=destination, max_bytes=self.max_bytes
+                )
             return hook.download_image(
                 urls[index],
                 names[index],
@@ -275,7 +281,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         items: list[Any] = [self.urls] if isinstance(self.urls, str) else list(self.urls)
         urls = [url for item in items for url in (item if isinstance(item, (list, tuple)) else [item])]
         for index, url in enumerate(urls):
-            problem = url_problem(url)
+            problem = url_problem(url) if is_api_link(url) else location_problem(url)
             if problem:
                 shown = redact_url(url) if isinstance(url, str) else type(url).__name__
                 raise AirflowFailException(f"urls[{index}]={shown[:200]!r} {problem}")

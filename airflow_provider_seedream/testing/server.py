@@ -188,6 +188,12 @@ class SeedreamSandbox:
     def image_bytes(self, url: str) -> bytes:
         return self._images[token_of(url)].data
 
+    def served_images(self) -> list[bytes]:
+        """The bytes of every image it has links for (generated or added), oldest first: what a test
+        compares stored files with when it has no link, such as a cache's."""
+        with self._lock:
+            return [image.data for image in self._images.values()]
+
     # Handling ------------------------------------------------------------------------------------
 
     def _chat(self, body: Any) -> tuple[int, dict[str, Any]]:
