@@ -445,6 +445,61 @@ def case_s3_memory(urls: list[str], warm_url: str, bucket: str) -> None:
     emit({"growth": after["VmHWM"] - start, "peak_reset": reset})
 
 
+# 6. Catalog refreshes through the cache ---------------------------------------------------------------
+
+
+def case_cache_refresh(workdir: str, products: int, refreshes: int, changed: int) -> None:
+    """A catalog of ``products`` rows refreshed ``refreshes`` times, ``changed`` rows reworded before
+    each refresh after the first, one ``SeedreamGenerateOperator`` per row and refresh, against the
+    sandbox at its real image sizes (2560x1440): once with ``cache`` on a local folder, once without.
+    Paid generations are counted at the sandbox; every task's ``execute`` is timed."""
+    import logging
+    import types
+
+    from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+    from airflow_provider_seedream.testing import SANDBOX_API_KEY, SeedreamSandbox
+
+    logging.disable(logging.INFO)  # a line per task would be timed too
+    catalog = [
+        f"Product photo of item {index}, natural light, room for a headline" for index in range(products)
+    ]
+    results: dict[str, object] = {}
+    with SeedreamSandbox(SANDBOX_API_KEY) as sandbox:
+        os.environ["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json.dumps(
+            {"conn_type": "seedream", "host": sandbox.url, "password": SANDBOX_API_KEY}
+        )
+        for mode, cache in (("cache", os.path.join(workdir, "cache")), ("no cache", None)):
+            rows = list(catalog)
+            before = len(sandbox.generation_requests())
+            hits, misses = [], []
+            for refresh in range(refreshes):
+                if refresh:
+                    for index in range(changed):  # different rows each time
+                        row = (refresh * changed + index) % products
+                        rows[row] = f"{catalog[row]}, version {refresh}"
+                for index, prompt in enumerate(rows):
+                    operator = SeedreamGenerateOperator(
+                        task_id=f"product_{index}",
+                        prompt=prompt,
+                        size="2560x1440",
+                        cache=cache,
+                        durable=False,
+                    )
+                    ti = types.SimpleNamespace(xcom_push=lambda key, value: None)
+                    sent = len(sandbox.generation_requests())
+                    started = time.perf_counter()
+                    operator.execute({"ti": ti})
+                    elapsed = time.perf_counter() - started
+                    (misses if len(sandbox.generation_requests()) > sent else hits).append(elapsed)
+            results[mode] = {
+                "paid": len(sandbox.generation_requests()) - before,
+                "hit_seconds": hits,
+                "miss_seconds": misses,
+            }
+        image_bytes = len(sandbox.served_images()[0])
+    emit({**results, "image_bytes": image_bytes})
+
+
 CASES = {
     "import": case_import,
     "download-throughput": case_download_throughput,
@@ -454,6 +509,7 @@ CASES = {
     "inline-memory": case_inline_memory,
     "s3-upload": case_s3_upload,
     "s3-memory": case_s3_memory,
+    "cache-refresh": case_cache_refresh,
 }
 
 if __name__ == "__main__":

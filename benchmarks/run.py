@@ -426,6 +426,47 @@ class Bench:
 
     # Report -----------------------------------------------------------------------------------------
 
+    # 6. Catalog refreshes through the cache ----------------------------------------------------------
+
+    def bench_cache(self) -> None:
+        products, refreshes, changed = 100, 7, 5
+        expected = products + (refreshes - 1) * changed
+        print(
+            f"\n6. A {products}-product catalog refreshed {refreshes} times, {changed} rows changed each "
+            "time, through the operator: with a local cache vs without"
+        )
+        work = self.work / "cache-refresh"
+        work.mkdir()
+        result = self.child(
+            "cache-refresh", workdir=str(work), products=products, refreshes=refreshes, changed=changed
+        )
+        cached, uncached = result["cache"], result["no cache"]
+        self.add("6", "paid generations without cache", [uncached["paid"]], "", "baseline")
+        self.add(
+            "6",
+            "paid generations with cache",
+            [cached["paid"]],
+            "",
+            f"== {expected} (the changed rows)",
+            cached["paid"] == expected and uncached["paid"] == products * refreshes,
+        )
+        hits, misses = cached["hit_seconds"], cached["miss_seconds"]
+        self.add(
+            "6",
+            f"a generation with cache (miss): execute, {len(misses)} tasks",
+            [t * 1000 for t in misses],
+            "ms",
+        )
+        self.add(
+            "6",
+            f"a hit: execute, {len(hits)} tasks ({result['image_bytes'] // 1024} KiB image read back)",
+            [t * 1000 for t in hits],
+            "ms",
+            "< 50 ms",
+            median(hits) * 1000 < 50,
+        )
+        self.add("6", "a hit / a miss", [median(hits) / median(misses)], "x")
+
     def machine(self) -> dict[str, str]:
         def output(command: list[str]) -> str:
             try:
@@ -532,11 +573,13 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="fewer repeats: a smoke test, not for publishing"
     )
-    parser.add_argument("--only", action="append", choices=["import", "download", "generate", "inline", "s3"])
+    parser.add_argument(
+        "--only", action="append", choices=["import", "download", "generate", "inline", "s3", "cache"]
+    )
     parser.add_argument("--json", type=Path, help="also write the machine and every figure to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
-    only = set(args.only or ["import", "download", "generate", "inline", "s3"])
+    only = set(args.only or ["import", "download", "generate", "inline", "s3", "cache"])
     bench = Bench(args.quick)
     try:
         machine = bench.machine()
@@ -556,6 +599,8 @@ def main() -> int:
             bench.bench_inline()
         if "s3" in only:
             bench.bench_s3()
+        if "cache" in only:
+            bench.bench_cache()
         bench.summary(machine)
         if args.json:
             document = {

@@ -11,6 +11,10 @@ approved images are published.
   store such as ``s3://bucket/prefix``) under ``campaign/<date>/<run id>/``, one manifest per brief
   beside them. The date is the run's logical date, or when it was triggered for a manual run without
   one: every run has one, and two runs never share a folder.
+- ``generate`` stores its candidates in a cache under the destination (``cache/``) and hands on
+  their locations there, which do not expire as the API's links do: a review answered days later, or
+  a ``store``/``publish`` cleared after it, still has every image. Running the same briefs again
+  reuses them instead of paying again.
 - ``describe`` writes the review's body: for every stored image its number, location and pixel size
   (read from the manifest the store task wrote), under the prompt that made it.
 - ``review`` waits for a person, in the UI (Browse > Required Actions, or the task's Required Actions
@@ -144,6 +148,7 @@ if ApprovalOperator is not None:
             watermark=False,
             sequential_image_generation="auto",
             max_images="{{ params.candidates }}",
+            cache="{{ params.destination.rstrip('/') }}/cache",
             map_index_template="{{ task.prompt[:40] }}",
         ).expand(prompt=prompts)
 

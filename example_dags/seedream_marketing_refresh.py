@@ -20,8 +20,14 @@ written by an LLM from the product's fields and a brand brief.
   to create first). Size it from your limit: in flight = images per minute x seconds per generation
   / 60 (20 per minute at 15 s each: 5). A 429 that still happens is waited out by the hook, which
   honours Retry-After and sends nothing that was billed again.
+- ``generate`` keeps a cache under ``params.destination`` (``cache/``): a product whose request is
+  unchanged since an earlier run is not generated again, its stored image is reused. An LLM words
+  every prompt anew, so the cache key of an LLM prompt is what it was written from (the product's
+  row, the brief, the question and the LLM's model) instead of its words: an unchanged catalog costs
+  no generation, a changed row one. (The LLM is still asked each time: a chat answer costs a
+  fraction of an image.)
 - Images are stored in ``params.destination`` (a local ``file://`` folder by default, or any object
-  store such as ``s3://bucket/prefix``) under ``marketing/<date>/<run id>/``. The date is the run's
+  store such as ``s3://bucket/prefix``) under ``marketing/<date>/<run id>/``, copied from the cache. The date is the run's
   logical date, or for a manual run without one (how Airflow 3 creates them) the time it was
   triggered: every run has one, and two runs never share a folder.
 - The last task writes ``summary.csv`` beside the images: per product, the prompt, who wrote it
@@ -69,6 +75,8 @@ LLM_CONN_ID = os.environ.get("SEEDREAM_LLM_CONN_ID", "novita_llm")
 # Every run has a date: its logical date, or when it was triggered for a manual run without one (how
 # Airflow 3 creates them; `{{ ds }}` is undefined there). {run_id} keeps two runs of a day apart.
 RUN_FOLDER = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}/{run_id}"
+CACHE = "{{ params.destination.rstrip('/') }}/cache"
+"""Where ``generate`` keeps the images it paid for, by request: under the destination, for all runs."""
 PROMPT_TEMPLATE = (
     "{name}: product photo of a {colour} {material} {name_lower}, in {scene}. "
     "Natural light, shallow depth of field, clean composition with room for a headline on the left."
@@ -96,6 +104,13 @@ def _why_no_llm() -> str | None:
     except AirflowNotFoundException:
         return f"there is no {LLM_CONN_ID!r} connection"
     return None
+
+
+def llm_cache_key(product: dict[str, str]) -> dict[str, object]:
+    """What an LLM prompt is written from: the same on every run while the row, the brief, the question
+    and the LLM's model stay the same, whatever words the LLM picks."""
+    model = BaseHook.get_connection(LLM_CONN_ID).extra_dejson.get("model")
+    return {"product": product, "brief": BRAND_BRIEF, "question": PRODUCT_QUESTION, "llm": model}
 
 
 def show_in_grid(product: dict[str, str]) -> None:
@@ -141,16 +156,20 @@ with DAG(
         model=MODEL,
         size="2560x1440",
         watermark=False,
+        cache=CACHE,
         trigger_rule="none_failed",
         max_active_tis_per_dag=IN_FLIGHT,
         retries=2,
         map_index_template=PRODUCT_NAME,
     )
-    def generate(product: dict[str, str], llm_prompt: str | None, ti=None) -> str:
+    def generate(product: dict[str, str], llm_prompt: str | None, ti=None) -> dict[str, object]:
         show_in_grid(product)
-        prompt, by = (llm_prompt.strip(), "llm") if llm_prompt else (template_prompt(product), "template")
+        if llm_prompt:
+            prompt, by, cache_key = llm_prompt.strip(), "llm", llm_cache_key(product)
+        else:  # the template's words are the same on every run: the prompt itself is the key
+            prompt, by, cache_key = template_prompt(product), "template", None
         ti.xcom_push(key="prompt", value={"prompt": prompt, "by": by})  # for the summary
-        return prompt
+        return {"prompt": prompt, "cache_key": cache_key}
 
     @task_group(group_id="product", prefix_group_id=False)
     def product_asset(product: dict[str, str]):

@@ -6,7 +6,8 @@ SEEDREAM_API_KEY it starts a local sandbox that serves both APIs and points the 
 no key or network is needed; with SEEDREAM_API_KEY set it calls the real Novita API for both (and is
 billed), with the chat model SEEDREAM_LLM_MODEL (default below). SEEDREAM_MODEL picks the Seedream
 model (default seedream-4.5, the provider's). Everything it writes goes under SEEDREAM_DEMO_DIR
-(default: .demo/ in the repository).
+(default: .demo/ in the repository), the example's cache included: run it again and nothing is
+generated, the images are reused.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ DAG_ID = "seedream_marketing_refresh"
 NOVITA_LLM_BASE_URL = "https://api.novita.ai/openai/v1"
 # pydantic-ai's "openai-chat:" speaks the chat-completions API Novita serves ("openai:" is Responses).
 LLM_MODEL = "openai-chat:" + os.environ.get("SEEDREAM_LLM_MODEL", "meta-llama/llama-3.3-70b-instruct")
+SANDBOX_PORT = int(os.environ.get("SEEDREAM_DEMO_PORT", "18089"))
+"""The same sandbox URL on every run, so that the next demo finds this one's images in the cache."""
 
 
 def airflow(*args: str, env: dict[str, str]) -> None:
@@ -50,7 +53,10 @@ def main() -> int:
     else:
         from airflow_provider_seedream.testing import SANDBOX_API_KEY, SeedreamSandbox
 
-        sandbox = SeedreamSandbox(SANDBOX_API_KEY).start()
+        try:
+            sandbox = SeedreamSandbox(SANDBOX_API_KEY, port=SANDBOX_PORT).start()
+        except OSError:  # taken: any port, and this run's cache misses (the API's URL is in its key)
+            sandbox = SeedreamSandbox(SANDBOX_API_KEY).start()
         print(f"No SEEDREAM_API_KEY: using the local Seedream sandbox at {sandbox.url}.")
         key = SANDBOX_API_KEY
         connection = {"conn_type": "seedream", "host": sandbox.url, "password": key}

@@ -166,3 +166,11 @@ def test_a_review_publishes_what_was_approved(run_dag, connection, tmp_path, rev
         assert (folder / name).read_bytes() == (stored / name).read_bytes()
     publish = dag_run.get_task_instance("publish")
     assert publish.state == ("success" if published else "skipped")
+    # The candidates live in the cache under the destination, where links would expire within hours.
+    assert len(connection.generation_requests()) == 2
+    for brief in range(2):
+        ti = dag_run.get_task_instance("generate", map_index=brief)
+        locations = ti.xcom_pull(task_ids="generate", map_indexes=brief)
+        assert len(locations) == 3 and all(
+            location.startswith(f"{tmp_path.as_uri()}/cache/") for location in locations
+        )

@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from conftest import AIRFLOW_VERSION, API_KEY, REPOSITORY, dag_bag
@@ -136,6 +137,52 @@ def test_marketing_refresh_with_an_llm(run_dag, llm_connection, assets, logs):
         "estimated_cost_usd": "0.0",
     }
     assert API_KEY not in logs()
+
+
+def test_marketing_refresh_pays_only_for_changed_rows(run_dag, llm_connection, assets, tmp_path, logs):
+    """The example keeps its cache under the destination, keyed for LLM prompts by what they were
+    written from: an unchanged catalog costs nothing on the next run, one changed row one generation."""
+    sandbox = llm_connection
+    catalog = tmp_path / "products.csv"
+    catalog.write_text((EXAMPLES / "data" / "products.csv").read_text())
+    conf = {"destination": (assets / "assets").as_uri(), "catalog": str(catalog)}
+    first = run_dag("seedream_marketing_refresh", run_conf=conf)
+    assert first.state == "success" and len(sandbox.generation_requests()) == 4
+
+    second = run_dag("seedream_marketing_refresh", run_conf=conf)
+    assert second.state == "success" and len(sandbox.generation_requests()) == 4  # nothing sent
+    assert len(sandbox.chat_requests()) == 8  # the LLM is still asked: a chat costs little
+    assert "This run: generated 0, reused 4, estimated cost $0.00 (saved $0.16)" in logs()
+    before, after = summary_rows(assets / "assets", first), summary_rows(assets / "assets", second)
+    assert [(row["images_generated"], row["images_reused"]) for row in after] == [("0", "1")] * 4
+    for old, new in zip(before, after, strict=True):  # the same images, copied into the new run's folder
+        assert old["file"] != new["file"]
+        assert (
+            Path(new["file"].removeprefix("file://")).read_bytes()
+            == Path(old["file"].removeprefix("file://")).read_bytes()
+        )
+
+    rows = list(csv.DictReader(io.StringIO(catalog.read_text())))
+    rows[2]["colour"] = "forest green"  # the desk lamp
+    with catalog.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    third = run_dag("seedream_marketing_refresh", run_conf=conf)
+    assert third.state == "success" and len(sandbox.generation_requests()) == 5  # one changed row
+    assert "Colour: forest green" in sandbox.generation_requests()[-1].body["prompt"]
+    spent = [
+        (row["sku"], row["images_generated"], row["images_reused"])
+        for row in summary_rows(assets / "assets", third)
+    ]
+    assert spent == [("BK-100", "0", "1"), ("KT-220", "0", "1"), ("LP-310", "1", "0"), ("MG-415", "0", "1")]
+    records = [json.loads(path.read_text()) for path in (assets / "assets" / "cache").glob("*/*/entry.json")]
+    assert len(records) == 5
+    for record in records:  # each LLM prompt's key: its row, the brief, the question and the LLM's model
+        key = record["cache_key"]
+        assert set(key) == {"product", "brief", "question", "llm"}
+        assert key["llm"] == "openai-chat:meta-llama/llama-3.3-70b-instruct"
+        assert record["prompt"].startswith(f"Product: {key['product']['name']}.")
 
 
 def test_product_edit_inlines_the_shipped_references(run_dag, connection, assets):

@@ -20,6 +20,7 @@ from checks import (
     REVIEW_DAG,
     LocalStore,
     S3Store,
+    check_cache_reuse,
     check_examples,
     check_load,
     check_logs_for_secrets,
@@ -142,6 +143,7 @@ def checks(deployment: Deployment) -> None:
     check_examples(deployment, store, scheduled=True)
     check_review(deployment, store)
     check_s3(deployment)
+    check_cache_reuse(deployment, S3Store(deployment.s3_client(), S3_BUCKET, "cached"))
     load = check_load(deployment, target=0.85, rate_limit=90)
     check_logs_for_secrets(deployment)
     write_report(

@@ -22,6 +22,7 @@ from checks import (
     EXAMPLES,
     REVIEW_DAG,
     S3Store,
+    check_cache_reuse,
     check_examples,
     check_load,
     check_logs_for_secrets,
@@ -217,6 +218,7 @@ def checks(deployment: Deployment) -> None:
     check_default_destination_refused(deployment)
     check_examples(deployment, S3Store(client, BUCKET, "examples"), scheduled=False)
     check_review(deployment, S3Store(client, BUCKET, "examples"))
+    check_cache_reuse(deployment, S3Store(client, BUCKET, "cached"))
     check_batch(deployment, S3Store(client, BUCKET, "deploy"))
     # Two workers on this 2-core machine start at most about 95 tasks a minute: 16 in flight gave
     # 0.92x of a 90/min limit without one 429, so the machine, not the limit, bound. At 60/min the
