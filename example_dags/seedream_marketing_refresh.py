@@ -27,9 +27,9 @@ written by an LLM from the product's fields and a brand brief.
   no generation, a changed row one. (The LLM is still asked each time: a chat answer costs a
   fraction of an image.)
 - Images are stored in ``params.destination`` (a local ``file://`` folder by default, or any object
-  store such as ``s3://bucket/prefix``) under ``marketing/<date>/<run id>/``, copied from the cache. The date is the run's
-  logical date, or for a manual run without one (how Airflow 3 creates them) the time it was
-  triggered: every run has one, and two runs never share a folder.
+  store such as ``s3://bucket/prefix``) under ``marketing/<date>/<run id>/``, copied from the cache.
+  The date is the run's logical date, or for a manual run without one (how Airflow 3 creates them)
+  the time it was triggered: every run has one, and two runs never share a folder.
 - The last task writes ``summary.csv`` beside the images: per product, the prompt, who wrote it
   (``llm`` or ``template``), the file, or ``(not stored)``, and what its generation spent (the
   ``usage`` XCom: images generated and reused, the estimated cost); it logs the run's total, then
