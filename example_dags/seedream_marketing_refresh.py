@@ -32,7 +32,7 @@ written by an LLM from the product's fields and a brand brief.
   the time it was triggered: every run has one, and two runs never share a folder.
 - The last task writes ``summary.csv`` beside the images: per product, the prompt, who wrote it
   (``llm`` or ``template``), the file, or ``(not stored)``, and what its generation spent (the
-  ``usage`` XCom: images generated and reused, the estimated cost); it logs the run's total, then
+  ``usage`` XCom: images generated and reused, the estimated cost and saving); it logs the run's total, then
   fails if any product was not stored, so that the run shows it.
 """
 
@@ -197,6 +197,7 @@ with DAG(
                 "images_generated",
                 "images_reused",
                 "estimated_cost_usd",
+                "estimated_saving_usd",
             ]
         )
         folder, missing, spent = None, [], {"generated": 0, "reused": 0, "cost": 0.0, "saved": 0.0}
@@ -209,15 +210,15 @@ with DAG(
             if not files:
                 missing.append(f"{product['sku']} ({product['name']})")
             generated, reused = usage.get("images_generated", 0), usage.get("images_reused", 0)
-            cost = usage.get("estimated_cost_usd") or 0.0
+            cost, saved = usage.get("estimated_cost_usd") or 0.0, usage.get("estimated_saving_usd") or 0.0
             spent["generated"] += generated
             spent["reused"] += reused
             spent["cost"] += cost
-            spent["saved"] += usage.get("estimated_saving_usd") or 0.0
-            spend = [generated, reused, cost]
+            spent["saved"] += saved
+            spend = [generated, reused, cost, saved]
             for file in files or ["(not stored)"]:
                 writer.writerow([product["sku"], product["name"], used["prompt"], used["by"], file, *spend])
-                spend = [0, 0, 0.0]  # a generation's spend on its first image's row only: rows add up
+                spend = [0, 0, 0.0, 0.0]  # a generation's spend on its first image's row only: rows add up
             folder = folder or (ObjectStoragePath(files[0]).parent if files else None)
         if folder is None:
             raise RuntimeError("No product was stored: see the failed tasks of this run.")

@@ -78,7 +78,11 @@ def main() -> int:
     if sandbox:
         generations = sandbox.generation_requests()
         paths = ", ".join(sorted({request.path for request in generations}))
-        print(f"The sandbox answered {len(generations)} generation(s) at {paths}.")
+        print(
+            f"The sandbox answered {len(generations)} generation(s) at {paths}."
+            if generations
+            else "The sandbox answered no generation: every image came from the cache."
+        )
     summaries = sorted((assets / "marketing" / f"{logical_date:%Y-%m-%d}").glob("*/summary.csv"))
     if not summaries:
         print(f"The DAG run left no summary under {assets}: see the Airflow output above.", file=sys.stderr)
@@ -94,7 +98,11 @@ def main() -> int:
     generated = sum(int(row["images_generated"]) for row in rows)
     reused = sum(int(row["images_reused"]) for row in rows)
     cost = sum(float(row["estimated_cost_usd"]) for row in rows)
-    print(f"Generated {generated}, reused {reused}, estimated cost ${cost:.2f} (list prices: an estimate)")
+    saved = sum(float(row["estimated_saving_usd"]) for row in rows)
+    print(
+        f"This run: generated {generated}, reused {reused}, estimated cost ${cost:.2f} (saved ${saved:.2f}); "
+        "list prices, an estimate"
+    )
     print(f"Summary: {summary}")
     return 0
 

@@ -135,6 +135,7 @@ def test_marketing_refresh_with_an_llm(run_dag, llm_connection, assets, logs):
         "images_generated": "0",
         "images_reused": "0",
         "estimated_cost_usd": "0.0",
+        "estimated_saving_usd": "0.0",
     }
     assert API_KEY not in logs()
 
