@@ -160,6 +160,19 @@ class TestHookCache:
         (third,) = hook.generate("a red bicycle", cache=str(cache))
         assert third == second and posts(connection) == 2  # the replaced entry is a hit
 
+    def test_a_changed_reference_file_is_a_new_request(self, connection, tmp_path):
+        from PIL import Image
+
+        reference = tmp_path / "mug.png"
+        reference.write_bytes(REFERENCE.read_bytes())
+        hook, cache = SeedreamHook(), str(tmp_path / "cache")
+        first = hook.generate("the mug on a table", images=[str(reference)], cache=cache)
+        assert hook.generate("the mug on a table", images=[str(reference)], cache=cache) == first
+        assert posts(connection) == 1
+        Image.open(REFERENCE).rotate(90).save(reference)
+        assert hook.generate("the mug on a table", images=[str(reference)], cache=cache) != first
+        assert posts(connection) == 2
+
     def test_a_half_written_generation_is_never_a_hit(self, connection, tmp_path, monkeypatch):
         """Storing stops after the images, before the record: the next call generates."""
         from airflow_provider_seedream._internal import cache as cache_module
@@ -212,6 +225,20 @@ class TestHookCache:
         assert len([key for key in keys if key.endswith(".png")]) == 2
         assert len([key for key in keys if key.endswith("entry.json")]) == 2
         assert not bucket.incomplete_uploads()
+
+    def test_an_object_storage_path_with_its_connection(self, connection, bucket):
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+        from conftest import S3_CONN_ID
+
+        cache = ObjectStoragePath(f"s3://{bucket.name}/cache", conn_id=S3_CONN_ID)
+        (location,) = SeedreamHook().generate("a red bicycle", cache=cache)
+        assert location.startswith(bucket.uri("cache/"))  # the connection stays in the location
+        assert SeedreamHook().generate("a red bicycle", cache=cache) == [location]
+        assert posts(connection) == 1
+        copy = SeedreamHook().copy_stored_image(location, "0.{ext}", destination=bucket.uri("out"))
+        assert bucket.read("out/0.png") == connection.served_images()[0] and copy.bytes == len(
+            bucket.read("out/0.png")
+        )
 
     def test_storing_fails_after_paying_keeps_the_links(self, connection, tmp_path, monkeypatch):
         from airflow_provider_seedream.hooks import seedream as hook_module
@@ -282,6 +309,7 @@ class TestDagRuns:
         assert posts(connection) == 1
         ti = dag_run.get_task_instance("gen")
         (result,) = _xcom(dag_run, "gen")
+        assert "1 request sent, 1 image generated (paid)" in logs()  # what try 1 spent, though it failed
         if HAS_TASK_STATE_STORE:
             assert ti.try_number == 2
             assert "The links are kept in the task state store: a retry stores them" in logs()

@@ -45,6 +45,7 @@ from airflow_provider_seedream._internal.storage import (
 from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError, SeedreamValidationError
 from airflow_provider_seedream.contract.imageinfo import EXTENSIONS, FORMATS_BY_MEDIA_TYPE
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES
+from airflow_provider_seedream.contract.request import put_at
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
@@ -78,9 +79,9 @@ def generation_fingerprint(
     content = json.loads(json.dumps(body))  # a copy, to replace parts in
     images = _at(content, spec.fields.get("images"))
     if isinstance(images, list):
-        _put(content, spec.fields["images"], [_reference_identity(item) for item in images])
+        put_at(content, spec.fields["images"], [_reference_identity(item) for item in images])
     if cache_key is not None:
-        _put(content, spec.fields["prompt"], {"cache_key": cache_key})
+        put_at(content, spec.fields["prompt"], {"cache_key": cache_key})
     try:
         text = json.dumps(
             {"format": FORMAT_VERSION, "endpoint": endpoint, "body": content},
@@ -108,12 +109,6 @@ def _at(body: dict[str, Any], path: tuple[str, ...] | None) -> Any:
     for key in path or ("",):
         value = value.get(key) if isinstance(value, dict) else None
     return value
-
-
-def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for key in path[:-1]:
-        body = body.setdefault(key, {})
-    body[path[-1]] = value
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,7 @@ class GenerateRequest(BaseModel):
         body: dict[str, Any] = {}
         for name, path in self.spec.fields.items():
             if values.get(name) is not None:
-                _put(body, path, values[name])
+                put_at(body, path, values[name])
         return body
 
 
@@ -269,7 +269,8 @@ def _preset(spec: ModelSpec, size: str) -> str | None:
     return next((name for name in spec.size_presets if name.upper() == wanted), None)
 
 
-def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+def put_at(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``path`` in a request body (a spec's ``fields`` entry), making nested objects."""
     for key in path[:-1]:
         body = body.setdefault(key, {})
     body[path[-1]] = value

@@ -164,8 +164,9 @@ def check_stored(store: Store, dag_id: str, run: dict[str, Any]) -> None:
 
 def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
     """The marketing example triggered twice into one bucket, where it keeps its cache: the first run
-    pays for each product, the second sends no generation (counted at the sandbox) and stores the very
-    bytes the first one paid for, whichever host ran which task."""
+    pays for each product; the second, and its generations once cleared through REST, send no
+    generation (counted at the sandbox) and store the very bytes the first one paid for, whichever
+    host ran which task."""
     dag_id = "seedream_marketing_refresh"
     runs = []
     for _ in range(2):
@@ -183,6 +184,28 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
     (first, paid, first_hosts), (second, sent, second_hosts) = runs
     if (paid, sent) != (4, 0):
         raise Failure(f"{dag_id}: {paid} POSTs in the first run and {sent} in the second; expected 4 and 0")
+    # Clearing the generations (and what follows them) in the UI's way: each finds its images again.
+    before = len(deployment.sandbox.generation_requests())
+    deployment.rest(
+        "POST",
+        f"/dags/{dag_id}/clearTaskInstances",
+        json={
+            "dry_run": False,
+            "dag_run_id": second["dag_run_id"],
+            "task_ids": ["generate"],
+            "include_downstream": True,
+            "only_failed": False,
+            "reset_dag_runs": True,
+        },
+    )
+    second = deployment.wait_for_run(dag_id, second["dag_run_id"], 240)
+    tries = {
+        ti["map_index"]: ti["try_number"]
+        for ti in deployment.task_instances(dag_id, second["dag_run_id"])
+        if ti["task_id"] == "generate"
+    }
+    if tries != {index: 2 for index in range(4)} or len(deployment.sandbox.generation_requests()) != before:
+        raise Failure(f"{dag_id}: the cleared generations ran as tries {tries} and sent POSTs")
     folder = f"marketing/{run_folder(second)}"
     summary = list(csv.DictReader(io.StringIO(store.read(f"{folder}/summary.csv").decode())))
     if [(row["images_generated"], row["images_reused"]) for row in summary] != [("0", "1")] * 4:
@@ -204,7 +227,8 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
     if checked != 4:
         raise Failure(f"{dag_id}: {checked} images in the second run's manifests")
     step(
-        f"{dag_id}: run 1 paid 4 generations; run 2 sent 0 POSTs and stored the 4 cached images, byte-exact "
+        f"{dag_id}: run 1 paid 4 generations; run 2, and its generations cleared and run again, sent 0 "
+        "POSTs and stored the 4 cached images, byte-exact "
         f"(cache {store.location('cache')}; generate/store hosts, run 1: "
         f"{sorted(set(first_hosts.values()))}, run 2: {sorted(set(second_hosts.values()))})"
     )
