@@ -123,6 +123,7 @@ class TestHookCache:
         assert "generated at " in logs() and "by a call outside an Airflow task" in logs()
         record = json.loads((entry_folder(cache) / "entry.json").read_text())
         assert record["prompt"] == "a red bicycle" and record["model"] == "seedream-4.5"
+        assert (record["usage"]["images_generated"], record["usage"]["estimated_cost_usd"]) == (3, 0.12)
         assert [image["file"] for image in record["images"]] == ["0.png", "1.png", "2.png"]
         assert [image["sha256"] for image in record["images"]] == [
             hashlib.sha256(Path(location).read_bytes()).hexdigest() for location in first

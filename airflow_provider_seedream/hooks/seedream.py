@@ -184,12 +184,13 @@ class SeedreamHook(BaseHook):
             hit = self.cached_generation(prepared, cache, cache_key=cache_key)
             if hit is not None:
                 return hit.locations
+        usage = self.usage_for(prepared.request.model)  # the cache's record keeps what it cost
         urls = self.send_generation(
-            prepared, read_timeout=read_timeout, retry_possibly_billed=retry_possibly_billed
+            prepared, usage=usage, read_timeout=read_timeout, retry_possibly_billed=retry_possibly_billed
         )
         if cache is None:
             return urls
-        return self.store_generation(prepared, urls, cache, cache_key=cache_key)
+        return self.store_generation(prepared, urls, cache, cache_key=cache_key, usage=usage)
 
     def prepare_generation(self, **parameters: Any) -> PreparedGeneration:
         """Validate a request and read its reference images: everything :meth:`generate` does before
