@@ -43,6 +43,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_seedream.triggers.seedream"],
             }
         ],
+        "plugins": [
+            {
+                "name": "seedream",
+                "plugin-class": "airflow_provider_seedream.plugins.gallery.SeedreamGalleryPlugin",
+            }
+        ],
+        "extra-links": ["airflow_provider_seedream.plugins.gallery.SeedreamImagesLink"],
         "task-decorators": [
             {"name": "seedream", "class-name": "airflow_provider_seedream.decorators.seedream.seedream_task"}
         ],

@@ -374,7 +374,9 @@ def _store_with_operator(urls: list[str], destination: str, run: str) -> float:
         destination=destination,
         filename="{run_id}/{index}.{ext}",
     )
-    ti = types.SimpleNamespace(dag_id="bench", run_id=run, task_id="store", map_index=-1)
+    ti = types.SimpleNamespace(
+        dag_id="bench", run_id=run, task_id="store", map_index=-1, xcom_push=lambda key, value: None
+    )
     started = time.perf_counter()
     done = operator.poke({"ti": ti})
     elapsed = time.perf_counter() - started

@@ -15,8 +15,10 @@ approved images are published.
   their locations there, which do not expire as the API's links do: a review answered days later, or
   a ``store``/``publish`` cleared after it, still has every image. Running the same briefs again
   reuses them instead of paying again.
-- ``describe`` writes the review's body: for every stored image its number, location and pixel size
-  (read from the manifest the store task wrote), under the prompt that made it.
+- ``describe`` writes the review's body: every stored image as a picture (the gallery's thumbnail,
+  linking to the full image; the Required Actions page renders Markdown images), its number,
+  location and pixel size (read from the manifest the store task wrote), under the prompt that made
+  it.
 - ``review`` waits for a person, in the UI (Browse > Required Actions, or the task's Required Actions
   tab) or through the REST API (``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/review/-1/
   hitlDetails`` with ``{"chosen_options": ["Approve"], "params_input": {"publish_only": ["2"]}}``).
@@ -56,6 +58,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+from airflow_provider_seedream.plugins.gallery import image_url
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 from airflow_provider_seedream.utils.destinations import require_shared_destination
 
@@ -87,8 +90,16 @@ def candidates(prompts: list[str], stored: Any) -> list[dict[str, Any]]:
     """Every stored image, numbered from 1 across briefs as the review shows them."""
     found = []
     for brief, (prompt, locations) in enumerate(zip(prompts, list(stored), strict=True)):
-        for location in locations:
-            found.append({"number": len(found) + 1, "brief": brief, "prompt": prompt, "location": location})
+        for index, location in enumerate(locations):
+            found.append(
+                {
+                    "number": len(found) + 1,
+                    "brief": brief,
+                    "index": index,
+                    "prompt": prompt,
+                    "location": location,
+                }
+            )
     return found
 
 
@@ -161,8 +172,9 @@ if ApprovalOperator is not None:
         ).expand(urls=generate.output)
 
         @task
-        def describe(prompt_list: list[str], stored) -> str:
-            """The review's body (Markdown): each image's number, location and pixel size, by prompt."""
+        def describe(prompt_list: list[str], stored, ti=None) -> str:
+            """The review's body (Markdown): each image as a picture (the gallery's thumbnail, linking
+            to the full image), with its number, location and pixel size, by prompt."""
             images = candidates(prompt_list, stored)
             manifests: dict[int, dict[str, dict[str, Any]]] = {}
             header = (
@@ -184,7 +196,12 @@ if ApprovalOperator is not None:
                     if entry.get("width") and entry.get("height")
                     else "size unknown"
                 )
-                lines.append(f"- **#{image['number']}** `{image['location']}`: {pixels}")
+                where = (ti.dag_id, ti.run_id, "store", brief, image["index"])
+                picture = f"![#{image['number']}]({image_url('thumbnails', *where)})"
+                lines.append(
+                    f"- [{picture}]({image_url('images', *where)}) **#{image['number']}** "
+                    f"`{image['location']}`: {pixels}"
+                )
             return "\n".join(lines)
 
         review = ApprovalOperator(

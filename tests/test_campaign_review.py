@@ -9,6 +9,7 @@ import secrets
 import sys
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowOptionalProviderFeatureException
@@ -154,6 +155,10 @@ def test_a_review_publishes_what_was_approved(run_dag, connection, tmp_path, rev
         assert f"**#{number}**" in body
     assert "### Brief 2" in body and "travel mug" in body
     assert f"`{(tmp_path / 'campaign' / run_folder(dag_run) / '1-2.png').as_uri()}`" in body
+    # Each candidate is a picture: the gallery's thumbnail of the store task's image, linking to the image.
+    run = quote(dag_run.run_id, safe="")
+    thumbnail = f"/seedream/thumbnails/{DAG_ID}/{run}/store/1/2"
+    assert f"- [![#6]({thumbnail})](/seedream/images/{DAG_ID}/{run}/store/1/2) **#6**" in body
     width, height = 2560 // 32, 1440 // 32  # the sandbox's image_scale; read from the manifest
     assert f"{width} x {height} px" in body
 

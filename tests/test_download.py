@@ -27,6 +27,17 @@ from airflow_provider_seedream.testing import LinkFault
 from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
 
 
+class RunningTask:
+    """What the download operator uses of its running task instance: ids, and the XComs it pushes."""
+
+    def __init__(self, map_index: int = -1) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = "d", "r", "t", map_index
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
 def jpeg(width=120, height=80) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (250, 200, 10)).save(buffer, format="JPEG")
@@ -230,8 +241,6 @@ class TestTrigger:
     def test_serialize_round_trip_holds_no_api_key(self, connection, tmp_path, airflow_db):
         """The trigger the operator defers to, serialized as the triggerer stores it: plain data, the
         API key nowhere, and each signature only inside the link it signs (the probe needs it)."""
-        from types import SimpleNamespace
-
         from airflow.providers.common.compat.sdk import TaskDeferred
         from conftest import API_KEY
 
@@ -240,7 +249,7 @@ class TestTrigger:
             task_id="t", urls=[url], destination=str(tmp_path), deferrable=True
         )
         with pytest.raises(TaskDeferred) as info:
-            operator.execute({"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)})
+            operator.execute({"ti": RunningTask(map_index=-1)})
         classpath, kwargs = info.value.trigger.serialize()
         module, name = classpath.rsplit(".", 1)
         rebuilt = getattr(__import__(module, fromlist=[name]), name)(**kwargs)
@@ -371,9 +380,7 @@ class TestDagRuns:
 class TestRerun:
     def test_rerun_overwrites_instead_of_duplicating(self, connection, tmp_path, airflow_db):
         """The same task instance poked twice with new links stores the same names."""
-        from types import SimpleNamespace
-
-        context = {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)}
+        context = {"ti": RunningTask(map_index=-1)}
         first = [connection.add_image(jpeg(50, 50)), connection.add_image(jpeg(60, 60))]
         operator = SeedreamDownloadOperator(task_id="t", urls=first, destination=str(tmp_path))
         assert operator.poke(context).xcom_value == [
@@ -381,6 +388,7 @@ class TestRerun:
             str(tmp_path / "d/r/t/0-1.jpg"),
         ]
         assert operator.poke(context)  # the manifest says both are stored: nothing fetched again
+        assert context["ti"].pushed["manifest"] == str(tmp_path / "d/r/t/0-manifest.json")  # for the gallery
         assert [connection.downloads_of(url) for url in first] == [1, 1]
         second = [connection.add_image(jpeg(70, 70)), connection.add_image(jpeg(80, 80))]
         operator.urls = second
@@ -391,9 +399,7 @@ class TestRerun:
     def test_one_failure_keeps_what_the_others_stored(self, connection, tmp_path, airflow_db):
         """Images are stored several at once: a failing one does not stop the others, the manifest
         lists them, and the retry fetches only the one that failed."""
-        from types import SimpleNamespace
-
-        context = {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)}
+        context = {"ti": RunningTask(map_index=-1)}
         urls = [connection.add_image(jpeg(50 + index, 50)) for index in range(5)]
         broken = connection.add_image(jpeg(90, 90), LinkFault(status=500))
         operator = SeedreamDownloadOperator(
@@ -415,11 +421,9 @@ class TestRerun:
             SeedreamDownloadOperator(task_id="t", urls=["u"], destination="/tmp", parallel_downloads=value)
 
     def test_object_storage_path_destination(self, connection, airflow_db):
-        from types import SimpleNamespace
-
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-        context = {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=2)}
+        context = {"ti": RunningTask(map_index=2)}
         url = connection.add_image(jpeg())
         operator = SeedreamDownloadOperator(
             task_id="t", urls=url, destination=ObjectStoragePath("memory://osp-bucket/out")
@@ -443,8 +447,6 @@ def test_hook_lineage_sees_the_stored_image_only(connection, tmp_path, mocker):
 
 def test_deferral_waits_only_for_links_not_stored_yet(connection, tmp_path, airflow_db):
     """A stored image's link may expire while the others are awaited: the trigger must not probe it."""
-    from types import SimpleNamespace
-
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     ready, late = connection.add_image(jpeg()), connection.add_image(jpeg(), LinkFault(ready_after=60))
@@ -452,7 +454,7 @@ def test_deferral_waits_only_for_links_not_stored_yet(connection, tmp_path, airf
         task_id="t", urls=[ready, late], destination=str(tmp_path), deferrable=True
     )
     with pytest.raises(TaskDeferred) as info:
-        operator.execute({"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)})
+        operator.execute({"ti": RunningTask(map_index=-1)})
     assert info.value.trigger.urls == [late]
     assert leftovers(tmp_path) == ["d/r/t/0-0.jpg", "d/r/t/0-manifest.json"]
 

@@ -136,3 +136,17 @@ def test_provider_info_imports_nothing_of_the_provider():
         result.stdout.strip()
         == "['airflow_provider_seedream', 'airflow_provider_seedream.get_provider_info']"
     )
+
+
+def test_the_gallery_plugin_exists_from_airflow_3_1_only():
+    """Airflow skips an entry point that names no plugin: on 2.11 and 3.0 nothing is loaded."""
+    from importlib.metadata import entry_points
+
+    from airflow_provider_seedream.plugins import gallery
+
+    (entry,) = [point for point in entry_points(group="airflow.plugins") if point.name == "seedream"]
+    assert entry.value == "airflow_provider_seedream.plugins.gallery:SeedreamGalleryPlugin"
+    if AIRFLOW_VERSION >= (3, 1):
+        assert entry.load().name == "seedream" and [link.name for link in gallery.IMAGE_LINKS] == ["Images"]
+    else:
+        assert entry.load() is None and gallery.IMAGE_LINKS == ()

@@ -39,20 +39,8 @@ def stored_entries(
     fetched again, and an unreadable manifest is rebuilt.
 
     :raises SeedreamDownloadError: the store could not be read (not a missing or broken manifest)."""
-    manifest = as_storage_path(join(destination, manifest_name))
-    try:
-        with manifest.open("rb") as handle:
-            raw = handle.read(MANIFEST_READ_LIMIT + 1)
-        entries = json.loads(raw)["images"] if len(raw) <= MANIFEST_READ_LIMIT else None
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
-        log.warning("Ignoring the unreadable manifest %s (%s): it will be rebuilt", manifest, err)
-        return {}
-    except Exception as err:  # an object store's client error that fsspec did not translate
-        raise storage_error(err, manifest, "read") from None
-    if not isinstance(entries, list):
-        log.warning("Ignoring the manifest %s: it lists no images; it will be rebuilt", manifest)
+    entries = read_manifest(join(destination, manifest_name), log)
+    if entries is None:
         return {}
     stored: dict[int, dict[str, Any]] = {}
     for entry in entries:
@@ -67,6 +55,29 @@ def stored_entries(
         ):
             stored[index] = entry
     return stored
+
+
+def read_manifest(location: Any, log: Any) -> list[Any] | None:
+    """The image entries of the manifest at ``location`` (bounded); ``None`` when there is none, or
+    it is unreadable or lists no images (logged: it will be rebuilt).
+
+    :raises SeedreamDownloadError: the store could not be read."""
+    manifest = as_storage_path(location)
+    try:
+        with manifest.open("rb") as handle:
+            raw = handle.read(MANIFEST_READ_LIMIT + 1)
+        entries = json.loads(raw)["images"] if len(raw) <= MANIFEST_READ_LIMIT else None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
+        log.warning("Ignoring the unreadable manifest %s (%s): it will be rebuilt", manifest, err)
+        return None
+    except Exception as err:  # an object store's client error that fsspec did not translate
+        raise storage_error(err, manifest, "read") from None
+    if not isinstance(entries, list):
+        log.warning("Ignoring the manifest %s: it lists no images; it will be rebuilt", manifest)
+        return None
+    return entries
 
 
 def write_manifest(

@@ -15,6 +15,7 @@ from airflow_provider_seedream.contract.connection import DEFAULT_CONN_ID
 from airflow_provider_seedream.contract.exceptions import SeedreamCacheStoreError, SeedreamError
 from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, build_request
 from airflow_provider_seedream.contract.specs import DEFAULT_MODEL
+from airflow_provider_seedream.plugins.gallery import IMAGE_LINKS
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class SeedreamGenerateOperator(BaseOperator):
     # Every request argument can be computed: a rendered "3" or "false" is read as the number or boolean.
     template_fields: Sequence[str] = (*GENERATION_PARAMETERS, "seedream_conn_id", "cache", "cache_key")
     ui_color = "#e8f0fe"
+    operator_extra_links = IMAGE_LINKS
 
     def __init__(
         self,

@@ -27,7 +27,12 @@ from airflow_provider_seedream._internal.filenames import (
 )
 from airflow_provider_seedream._internal.manifest import stored_entries, write_manifest
 from airflow_provider_seedream._internal.operator_support import is_literal, load_hook, task_failure
-from airflow_provider_seedream._internal.storage import as_storage_path, remove_partial_files
+from airflow_provider_seedream._internal.storage import (
+    as_storage_path,
+    join,
+    remove_partial_files,
+    storage_target,
+)
 from airflow_provider_seedream.contract.connection import DEFAULT_CONN_ID
 from airflow_provider_seedream.contract.exceptions import (
     SeedreamDownloadError,
@@ -39,6 +44,7 @@ from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DE
 from airflow_provider_seedream.contract.redact import mask_signatures, redact_url
 from airflow_provider_seedream.contract.response import is_api_link, location_problem, url_problem
 from airflow_provider_seedream.contract.specs import MAX_GENERATED_IMAGES
+from airflow_provider_seedream.plugins.gallery import IMAGE_LINKS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
@@ -87,6 +93,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("urls", "destination", "filename")
     ui_color = "#e6f4ea"
+    operator_extra_links = IMAGE_LINKS
 
     def __init__(
         self,
@@ -245,6 +252,10 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         waiting = [url for index, url in enumerate(urls) if index not in stored]
         if waiting:
             return None, waiting
+        # Where the images' record is, for what shows them (the UI's gallery) and finds nothing else.
+        context["ti"].xcom_push(
+            key="manifest", value=storage_target(join(destination, manifest_name), "json")[1]
+        )
         return [stored[index]["location"] for index in range(len(urls))], []
 
     def _names(self, context: Context, count: int | None = None) -> list[str]:

@@ -1,0 +1,218 @@
+"""The gallery's FastAPI app, mounted by the api-server at ``/seedream`` (imported by it only).
+
+Airflow does not protect a plugin's routes: every route here requires a user the auth manager
+lets read the DAG's task instances (``requires_access_dag``, as the DAG's own pages), so an
+anonymous request gets 401 and a user without access to the DAG 403. What is shown is found from
+the ids in the URL only: the task instances' XCom names their images, and
+``_internal.gallery`` reads only those their records list; anything else is 404.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from typing import Any
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import requires_access_dag
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from airflow_provider_seedream._internal.gallery import GalleryImage, Thumbnails, image_chunks, task_images
+from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
+from airflow_provider_seedream.plugins.gallery import image_path
+
+log = logging.getLogger(__name__)
+READ_TASK_INSTANCES = [
+    Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.TASK_INSTANCE))
+]
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    ),
+    "Cache-Control": "private, no-store",
+    "Referrer-Policy": "same-origin",
+}
+_XCOM_KEYS = ("return_value", "manifest")
+
+gallery_app = FastAPI(title="Seedream gallery", docs_url=None, redoc_url=None, openapi_url=None)
+thumbnails = Thumbnails()
+
+
+@gallery_app.middleware("http")
+async def _security_headers(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+class _Task:
+    """One task instance of the run that stored images, and what its XCom says."""
+
+    def __init__(self, task_id: str, map_index: int, name: str | None) -> None:
+        self.task_id, self.map_index, self.name = task_id, map_index, name
+        self.xcom: dict[str, Any] = {}
+
+    def images(self) -> list[GalleryImage]:
+        try:
+            return task_images(self.xcom.get("return_value"), self.xcom.get("manifest"), log)
+        except SeedreamDownloadError as err:  # the store could not be read
+            log.warning("The images of %s[%d] could not be listed: %s", self.task_id, self.map_index, err)
+            return []
+
+
+def _value(raw: Any) -> Any:
+    """An XCom value as the worker wrote it (Airflow 3.1 and 3.2 keep it as a JSON string)."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _run_tasks(dag_id: str, run_id: str) -> list[_Task]:
+    """The run's task instances whose XCom names stored images, in task and map index order.
+
+    :raises HTTPException: 404, the DAG has no such run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        if session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)) is None:
+            raise HTTPException(404, "No such DAG run")
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key.in_(_XCOM_KEYS)
+            )
+        ).all()
+        names = {
+            (task_id, index): name
+            for task_id, index, name in session.execute(
+                # rendered_map_index is a hybrid property, whose SQL expression SQLAlchemy's stubs miss.
+                select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.rendered_map_index).where(  # type: ignore[call-overload]
+                    TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+                )
+            ).all()
+        }
+    tasks: dict[tuple[str, int], _Task] = {}
+    for task_id, map_index, key, raw in rows:
+        task = tasks.setdefault(
+            (task_id, map_index), _Task(task_id, map_index, names.get((task_id, map_index)))
+        )
+        task.xcom[key] = _value(raw)
+    return [tasks[key] for key in sorted(tasks)]
+
+
+def _task(dag_id: str, run_id: str, task_id: str, map_index: int) -> _Task:
+    for task in _run_tasks(dag_id, run_id):
+        if (task.task_id, task.map_index) == (task_id, map_index):
+            return task
+    raise HTTPException(404, "No images of such a task instance")
+
+
+def _image(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> GalleryImage:
+    for image in _task(dag_id, run_id, task_id, map_index).images():
+        if image.index == index:
+            return image
+    raise HTTPException(404, "No such image")
+
+
+def _map_index(text: str | None) -> int:
+    """The tab's ``map_index``: the UI leaves ``{MAP_INDEX}`` unfilled for a task that is not mapped."""
+    try:
+        return int(text) if text is not None else -1
+    except ValueError:
+        return -1
+
+
+@gallery_app.get("/runs/{dag_id}/{run_id}", dependencies=READ_TASK_INSTANCES, response_class=HTMLResponse)
+def run_gallery(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
+    """Every image the run's tasks stored, by task and map index."""
+    tasks = [(task, task.images()) for task in _run_tasks(dag_id, run_id)]
+    sections = [_section(request, dag_id, run_id, task, images) for task, images in tasks if images]
+    return _page(f"Images of {run_id}", sections or ["<p>No task of this run has stored images yet.</p>"])
+
+
+@gallery_app.get(
+    "/tasks/{dag_id}/{run_id}/{task_id}", dependencies=READ_TASK_INSTANCES, response_class=HTMLResponse
+)
+def task_gallery(
+    request: Request, dag_id: str, run_id: str, task_id: str, map_index: str | None = None
+) -> HTMLResponse:
+    """The images one task instance stored."""
+    index = _map_index(map_index)
+    tasks = [
+        task for task in _run_tasks(dag_id, run_id) if task.task_id == task_id and task.map_index == index
+    ]
+    images = tasks[0].images() if tasks else []
+    body = (
+        _section(request, dag_id, run_id, tasks[0], images)
+        if images
+        else "<p>This task instance has stored no images.</p>"
+    )
+    return _page(f"Images of {task_id}", [body])
+
+
+@gallery_app.get("/images/{dag_id}/{run_id}/{task_id}/{map_index}/{index}", dependencies=READ_TASK_INSTANCES)
+def full_image(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> StreamingResponse:
+    image = _image(dag_id, run_id, task_id, map_index, index)
+    return StreamingResponse(
+        image_chunks(image),
+        media_type=image.content_type,
+        headers={"Content-Length": str(image.bytes)},
+    )
+
+
+@gallery_app.get(
+    "/thumbnails/{dag_id}/{run_id}/{task_id}/{map_index}/{index}", dependencies=READ_TASK_INSTANCES
+)
+def thumbnail(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> Response:
+    image = _image(dag_id, run_id, task_id, map_index, index)
+    try:
+        data, media_type = thumbnails.of(image)
+    except SeedreamDownloadError as err:
+        log.warning("No thumbnail of %s: %s", image.location, err)
+        raise HTTPException(404, "The image could not be read") from None
+    return Response(data, media_type=media_type)
+
+
+def _section(request: Request, dag_id: str, run_id: str, task: _Task, images: list[GalleryImage]) -> str:
+    root = request.scope.get("root_path", "")
+    title = task.task_id if task.map_index < 0 else f"{task.task_id} [{task.name or task.map_index}]"
+    cards = []
+    for image in images:
+        where = (dag_id, run_id, task.task_id, task.map_index, image.index)
+        facts = [
+            f"{image.width} x {image.height} px" if image.width and image.height else None,
+            image.model,
+            f"${image.estimated_cost_usd:.3f} (estimate)" if image.estimated_cost_usd is not None else None,
+        ]
+        full, small = (html.escape(root + image_path(kind, *where)) for kind in ("images", "thumbnails"))
+        cards.append(
+            f'<figure class="card"><a href="{full}"><img src="{small}" alt="#{image.index + 1}" '
+            f'loading="lazy"></a><figcaption><b>#{image.index + 1}</b> '
+            f"{html.escape(' · '.join(fact for fact in facts if fact))}"
+            f"<br><code>{html.escape(image.location)}</code>"
+            + (f"<br><i>{html.escape(image.prompt)}</i>" if image.prompt else "")
+            + "</figcaption></figure>"
+        )
+    return f'<section><h2>{html.escape(title)}</h2><div class="grid">{"".join(cards)}</div></section>'
+
+
+def _page(title: str, sections: list[str]) -> HTMLResponse:
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:16px;color:#1f2933}"
+        ".grid{display:flex;flex-wrap:wrap;gap:16px}.card{width:320px;margin:0}"
+        ".card img{max-width:320px;max-height:320px;display:block;background:#eee}"
+        "figcaption{font-size:13px;margin-top:6px;word-break:break-all}h2{font-size:16px}"
+    )
+    return HTMLResponse(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    )

@@ -1,0 +1,201 @@
+"""The gallery plugin in the api-server Airflow builds (``create_app``), reached over HTTP as a browser
+reaches it, logged in through the auth manager: what it shows, what it serves, and whom it refuses."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import AIRFLOW_VERSION, API_KEY
+
+from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
+from airflow_provider_seedream.plugins import gallery
+
+pytestmark = pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="plugin tabs need Airflow 3.1+")
+DAG_ID = "seedream_cache_test"
+PASSWORDS = {"viewer": "viewer-pw", "outsider": "outsider-pw"}
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory, airflow_db):
+    """One run of the cache test DAG: generate tasks with a cache, downloads copying into a destination."""
+    import os
+
+    from conftest import DAGS_FOLDER, dag_bag, json_connection
+
+    from airflow_provider_seedream.testing import SANDBOX_API_KEY, SeedreamSandbox
+
+    root = tmp_path_factory.mktemp("gallery")
+    with SeedreamSandbox(SANDBOX_API_KEY, image_scale=1 / 16) as sandbox:
+        os.environ["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json_connection(sandbox.url)
+        try:
+            dag = dag_bag(DAGS_FOLDER).get_dag(DAG_ID)
+            run = dag.test(run_conf={"cache": str(root / "cache"), "destination": str(root / "assets")})
+        finally:
+            del os.environ["AIRFLOW_CONN_SEEDREAM_DEFAULT"]
+    assert run.state == "success"
+    return run, root
+
+
+@pytest.fixture(scope="module")
+def client(stored, tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    passwords.write_text(json.dumps(PASSWORDS))
+    settings = {
+        "AIRFLOW__CORE__AUTH_MANAGER": "gallery_auth.PerDagAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer,outsider:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "gallery-test-secret-0123456789abcdef",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        from airflow.api_fastapi.app import create_app
+
+        with TestClient(create_app()) as test_client:
+            yield test_client
+
+
+def login(client, user: str) -> dict[str, str]:
+    response = client.post("/auth/token", json={"username": user, "password": PASSWORDS[user]})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def routes(run) -> list[str]:
+    base = f"{gallery.URL_PREFIX}"
+    return [
+        f"{base}/runs/{DAG_ID}/{run.run_id}",
+        f"{base}/tasks/{DAG_ID}/{run.run_id}/store?map_index={{MAP_INDEX}}",
+        f"{base}/thumbnails/{DAG_ID}/{run.run_id}/store/-1/0",
+        f"{base}/images/{DAG_ID}/{run.run_id}/store/-1/0",
+    ]
+
+
+def test_the_run_page_shows_every_stored_image(client, stored):
+    run, _ = stored
+    page = client.get(f"/seedream/runs/{DAG_ID}/{run.run_id}", headers=login(client, "viewer"))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    sources = re.findall(r'<img src="([^"]+)"', page.text)
+    # gen (2 images, in the cache), store (2), gen_mapped and store_mapped (3 each), written, and the
+    # @task that called hook.generate(cache=...): its XCom names cached images, which their records prove.
+    shown = {src.split("/")[5] for src in sources}
+    assert shown == {"gen", "store", "gen_mapped", "store_mapped", "written", "through_the_hook"}
+    assert len(sources) == 2 + 2 + 3 + 3 + 1 + 1
+    assert "a red bicycle" in page.text and "seedream-4.5" in page.text and "$0.040 (estimate)" in page.text
+    assert "store_mapped [1]" in page.text  # grouped by map index
+    assert API_KEY not in page.text and "X-Tos-Signature" not in page.text
+
+
+def test_thumbnails_and_images_are_the_stored_files(client, stored):
+    from PIL import Image
+
+    run, _ = stored
+    headers = login(client, "viewer")
+    locations = run.get_task_instance("store").xcom_pull(task_ids="store")
+    for index, location in enumerate(locations):
+        full = client.get(f"/seedream/images/{DAG_ID}/{run.run_id}/store/-1/{index}", headers=headers)
+        assert full.status_code == 200 and full.content == Path(location).read_bytes()
+        assert (
+            full.headers["content-type"] == "image/png"
+            and full.headers["x-content-type-options"] == "nosniff"
+        )
+        small = client.get(f"/seedream/thumbnails/{DAG_ID}/{run.run_id}/store/-1/{index}", headers=headers)
+        assert small.status_code == 200 and small.headers["content-type"] in ("image/jpeg", "image/png")
+        with Image.open(io.BytesIO(small.content)) as picture:
+            assert max(picture.size) <= gallery_side() and picture.size[0] > 0
+
+
+def gallery_side() -> int:
+    from airflow_provider_seedream._internal.gallery import THUMBNAIL_SIDE
+
+    return THUMBNAIL_SIDE
+
+
+def test_a_task_tab_shows_its_own_images(client, stored):
+    run, _ = stored
+    headers = login(client, "viewer")
+    mapped = client.get(f"/seedream/tasks/{DAG_ID}/{run.run_id}/store_mapped?map_index=2", headers=headers)
+    assert mapped.status_code == 200
+    assert re.findall(r'<img src="[^"]+/store_mapped/2/(\d+)"', mapped.text) == ["0"]
+    # The UI leaves {MAP_INDEX} unfilled for a task that is not mapped.
+    plain = client.get(f"/seedream/tasks/{DAG_ID}/{run.run_id}/gen?map_index={{MAP_INDEX}}", headers=headers)
+    assert len(re.findall(r"<img ", plain.text)) == 2
+
+
+def test_anonymous_requests_are_refused(client, stored):
+    run, _ = stored
+    for route in routes(run):
+        assert client.get(route).status_code == 401, route
+
+
+def test_a_user_without_access_to_the_dag_is_refused(client, stored):
+    run, _ = stored
+    headers = login(client, "outsider")
+    for route in routes(run):
+        assert client.get(route, headers=headers).status_code == 403, route
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "images/{dag}/other-run/store/-1/0",
+        "images/{dag}/{run}/no_such_task/-1/0",
+        "images/{dag}/{run}/store_mapped/7/0",
+        "images/{dag}/{run}/store/-1/9",
+        "images/{dag}/{run}/..%2F..%2Fetc/-1/0",
+        "images/seedream_generate_test/{run}/store/-1/0",
+        "runs/{dag}/other-run",
+        "thumbnails/{dag}/{run}/gen_mapped/-1/0",
+    ],
+)
+def test_nothing_but_what_a_manifest_lists_is_served(client, stored, path):
+    run, _ = stored
+    route = "/seedream/" + path.format(dag=DAG_ID, run=run.run_id)
+    assert client.get(route, headers=login(client, "viewer")).status_code == 404
+
+
+def test_a_changed_file_is_never_served_whole(client, stored, tmp_path):
+    run, _ = stored
+    (location,) = run.get_task_instance("written").xcom_pull(task_ids="written")
+    original = Path(location).read_bytes()
+    Path(location).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        headers = login(client, "viewer")
+        route = f"/seedream/thumbnails/{DAG_ID}/{run.run_id}/written/-1/0"
+        assert client.get(route, headers=headers).status_code == 404
+        with pytest.raises(SeedreamDownloadError, match="recorded sha256"):  # it breaks off before its end
+            client.get(f"/seedream/images/{DAG_ID}/{run.run_id}/written/-1/0", headers=headers)
+    finally:
+        Path(location).write_bytes(original)
+
+
+def test_the_plugin_registers_its_tabs_and_app(client, stored):
+    listed = client.get("/api/v2/plugins", headers=login(client, "viewer")).json()
+    (plugin,) = [item for item in listed["plugins"] if item["name"] == "seedream"]
+    assert [view["destination"] for view in plugin["external_views"]] == ["dag_run", "task_instance"]
+    assert [app["url_prefix"] for app in plugin["fastapi_apps"]] == ["/seedream"]
+
+
+def test_the_images_link_opens_the_task_tab():
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
+    from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
+
+    for operator in (SeedreamGenerateOperator, SeedreamDownloadOperator):
+        assert [link.name for link in operator.operator_extra_links] == ["Images"]
+    link = gallery.SeedreamImagesLink()
+    key = TaskInstanceKey(
+        dag_id="d", task_id="store", run_id="manual__2026-01-01T00:00:00+00:00", try_number=1, map_index=2
+    )
+    assert link.get_link(None, ti_key=key) == (
+        "/dags/d/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/store/mapped/2/plugin/seedream-images"
+    )
