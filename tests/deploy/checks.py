@@ -13,7 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import requests
 from deployment import API_KEY, REPOSITORY, S3_SECRET, Deployment, Failure, step
 
 EXAMPLES = ["seedream_marketing_refresh", "seedream_product_edit", "seedream_storyboard"]
@@ -226,11 +228,40 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
             checked += 1
     if checked != 4:
         raise Failure(f"{dag_id}: {checked} images in the second run's manifests")
+    check_gallery(deployment, dag_id, second["dag_run_id"], expected=8)  # generate's 4 and store's 4
     step(
         f"{dag_id}: run 1 paid 4 generations; run 2, and its generations cleared and run again, sent 0 "
         "POSTs and stored the 4 cached images, byte-exact "
         f"(cache {store.location('cache')}; generate/store hosts, run 1: "
         f"{sorted(set(first_hosts.values()))}, run 2: {sorted(set(second_hosts.values()))})"
+    )
+
+
+def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: int) -> None:
+    """The UI's gallery of a run, through the api-server as a browser asks it: the page lists the
+    run's stored images, each thumbnail and image decodes, and without a login every route is 401."""
+    from PIL import Image
+
+    root = f"http://127.0.0.1:{deployment.api_port}"
+    page_path = f"/seedream/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
+    page = deployment.session.get(root + page_path, timeout=60)
+    if page.status_code != 200:
+        raise Failure(f"the gallery of {dag_id} {run_id} answered {page.status_code}: {page.text[:300]}")
+    thumbnails = re.findall(r'<img src="([^"]+)"', page.text)
+    if len(thumbnails) != expected:
+        raise Failure(f"the gallery of {dag_id} {run_id} shows {len(thumbnails)} images, not {expected}")
+    for path in [page_path, *thumbnails]:
+        if requests.get(root + path, timeout=30).status_code != 401:
+            raise Failure(f"{path} answered without a login")
+        answer = deployment.session.get(root + path, timeout=60)
+        if path != page_path:
+            if answer.headers.get("X-Content-Type-Options") != "nosniff":
+                raise Failure(f"{path} has no X-Content-Type-Options: nosniff")
+            with Image.open(io.BytesIO(answer.content)) as picture:
+                picture.load()
+    step(
+        f"{dag_id} {run_id}: the UI gallery shows {expected} images, every thumbnail and image decodes; "
+        "401 without a login"
     )
 
 
