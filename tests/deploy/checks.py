@@ -250,7 +250,8 @@ def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: in
     thumbnails = re.findall(r'<img src="([^"]+)"', page.text)
     if len(thumbnails) != expected:
         raise Failure(f"the gallery of {dag_id} {run_id} shows {len(thumbnails)} images, not {expected}")
-    for path in [page_path, *thumbnails]:
+    images = re.findall(r'<a href="([^"]+)"', page.text)
+    for path in [page_path, *thumbnails, *images]:
         if requests.get(root + path, timeout=30).status_code != 401:
             raise Failure(f"{path} answered without a login")
         answer = deployment.session.get(root + path, timeout=60)
