@@ -36,6 +36,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 _XCOM_KEYS = ("return_value", "manifest")
+_OUR_KEYS = ("manifest", "usage")
 
 gallery_app = FastAPI(title="Seedream gallery", docs_url=None, redoc_url=None, openapi_url=None)
 thumbnails = Thumbnails()
@@ -86,9 +87,12 @@ def _run_tasks(dag_id: str, run_id: str) -> list[_Task]:
     with create_session() as session:
         if session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)) is None:
             raise HTTPException(404, "No such DAG run")
+        of_run = (XComModel.dag_id == dag_id, XComModel.run_id == run_id)
+        # Our tasks: a download pushes "manifest", a generation "usage". Other tasks' values stay unread.
+        ours = select(XComModel.task_id).where(*of_run, XComModel.key.in_(_OUR_KEYS)).distinct()
         rows = session.execute(
             select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key.in_(_XCOM_KEYS)
+                *of_run, XComModel.task_id.in_(ours), XComModel.key.in_(_XCOM_KEYS)
             )
         ).all()
         names = {
