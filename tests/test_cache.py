@@ -261,6 +261,28 @@ def _xcom(dag_run, task_id, map_index=-1, key="return_value"):
     )
 
 
+def asset_events(uri: str, run_ids: list[str]) -> list[dict]:
+    """The ``extra`` of the events of the asset (a dataset on Airflow 2) these runs made, oldest first."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    try:
+        from airflow.models.asset import AssetEvent as Event
+        from airflow.models.asset import AssetModel as Model
+    except ImportError:  # Airflow 2
+        from airflow.models.dataset import DatasetEvent as Event
+        from airflow.models.dataset import DatasetModel as Model
+    target = Event.asset_id if hasattr(Event, "asset_id") else Event.dataset_id
+    with create_session() as session:
+        rows = session.execute(
+            select(Event.extra)
+            .join(Model, Model.id == target)
+            .where(Model.uri == uri, Event.source_run_id.in_(run_ids))
+            .order_by(Event.id)
+        ).all()
+    return [extra for (extra,) in rows]
+
+
 class TestDagRuns:
     def test_a_second_run_sends_nothing_and_copies_nothing(self, run_dag, connection, tmp_path, logs):
         conf = {"cache": str(tmp_path / "cache"), "destination": str(tmp_path / "assets")}
@@ -296,6 +318,27 @@ class TestDagRuns:
         # The destination already held the right bytes: nothing was copied (the same files).
         assert {location: os.stat(location).st_ino for location in files} == files
         assert f"by dag seedream_cache_test, run {first.run_id}, task gen_mapped[1]" in logs()
+        # The store's asset events say what it stored, and what that cost: paid in run 1, reused in run 2.
+        announced = asset_events("seedream://tests/cache-test/store", [first.run_id, second.run_id])
+        assert [event["locations"] for event in announced] == [stored["store", -1]] * 2
+        assert [event["manifest"] for event in announced] == [
+            str(tmp_path / "assets" / "store" / "manifest.json")
+        ] * 2
+        assert [(event["images"], event["models"]) for event in announced] == [(2, ["seedream-4.5"])] * 2
+        assert [event["usage"] for event in announced] == [
+            {
+                "images_generated": 2,
+                "images_reused": 0,
+                "estimated_cost_usd": 0.08,
+                "estimated_saving_usd": 0,
+            },
+            {
+                "images_generated": 0,
+                "images_reused": 2,
+                "estimated_cost_usd": 0,
+                "estimated_saving_usd": 0.08,
+            },
+        ]
 
     def test_storing_fails_after_paying_then_a_retry_stores_without_paying(
         self, run_dag, connection, tmp_path, monkeypatch, logs

@@ -25,7 +25,7 @@ from airflow_provider_seedream._internal.filenames import (
     filename_fields,
     render_names,
 )
-from airflow_provider_seedream._internal.manifest import stored_entries, write_manifest
+from airflow_provider_seedream._internal.manifest import stored_entries, stored_summary, write_manifest
 from airflow_provider_seedream._internal.operator_support import is_literal, load_hook, task_failure
 from airflow_provider_seedream._internal.storage import (
     as_storage_path,
@@ -252,11 +252,23 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         waiting = [url for index, url in enumerate(urls) if index not in stored]
         if waiting:
             return None, waiting
+        entries = [stored[index] for index in range(len(urls))]
+        manifest = storage_target(join(destination, manifest_name), "json")[1]
         # Where the images' record is, for what shows them (the UI's gallery) and finds nothing else.
-        context["ti"].xcom_push(
-            key="manifest", value=storage_target(join(destination, manifest_name), "json")[1]
-        )
-        return [stored[index]["location"] for index in range(len(urls))], []
+        context["ti"].xcom_push(key="manifest", value=manifest)
+        self._describe_outlets(context, entries, manifest)
+        return [entry["location"] for entry in entries], []
+
+    def _describe_outlets(self, context: Context, entries: list[dict[str, Any]], manifest: str) -> None:
+        """Each asset in ``outlets`` gets an event saying what was stored (``manifest.stored_summary``),
+        so that a DAG scheduled on it knows which images are new."""
+        events = context.get("outlet_events")
+        assets = [outlet for outlet in self.outlets if getattr(outlet, "uri", None)]  # not an alias
+        if events is None or not assets:
+            return
+        extra = stored_summary(entries, context["ti"].run_id, manifest)
+        for asset in assets:
+            events[asset].extra.update(extra)
 
     def _names(self, context: Context, count: int | None = None) -> list[str]:
         """The relative name of each image (``{ext}`` still open), then the manifest's. Refuses patterns

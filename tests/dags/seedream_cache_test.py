@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, Asset, task
 
 from airflow_provider_seedream.decorators.seedream import seedream_task
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
+STORED = Asset("seedream://tests/cache-test/store")
 STORE = {"poke_interval": 0.5, "timeout": 20, "destination": "{{ params.destination }}"}
 
 with DAG(
@@ -23,7 +24,13 @@ with DAG(
         task_id="gen", prompt="{{ params.prompt }}", sequential_image_generation="auto", max_images=2
     )
     # No {run_id} in the name: a second run finds the first one's files in the destination.
-    SeedreamDownloadOperator(task_id="store", urls=gen.output, filename="{task_id}/{index}.{ext}", **STORE)
+    SeedreamDownloadOperator(
+        task_id="store",
+        urls=gen.output,
+        filename="{task_id}/{index}.{ext}",
+        outlets=[STORED],  # an event per run saying what was stored
+        **STORE,
+    )
 
     mapped = SeedreamGenerateOperator.partial(task_id="gen_mapped", size="2K").expand(
         prompt=["a blue kettle", "a green lamp", "a yellow chair"]
