@@ -78,6 +78,24 @@ def connection(seedream_sandbox):
     return seedream_sandbox
 
 
+class RunningTask:
+    """What an operator uses of its running task instance when a test calls ``execute`` or ``poke``
+    itself: its ids and try, and the XComs it pushes (kept in ``pushed``)."""
+
+    def __init__(self, map_index: int = -1, task_id: str = "t") -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = (
+            "d",
+            "r",
+            task_id,
+            map_index,
+            1,
+        )
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
 def dag_bag(folder: Path):
     try:
         from airflow.dag_processing.dagbag import DagBag

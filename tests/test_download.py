@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from conftest import RunningTask
 from PIL import Image
 
 from airflow_provider_seedream._internal.download import SNIFF_BYTES
@@ -25,17 +26,6 @@ from airflow_provider_seedream.hooks.seedream import SeedreamHook
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 from airflow_provider_seedream.testing import LinkFault
 from airflow_provider_seedream.triggers.seedream import SeedreamLinksTrigger
-
-
-class RunningTask:
-    """What the download operator uses of its running task instance: ids, and the XComs it pushes."""
-
-    def __init__(self, map_index: int = -1) -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index = "d", "r", "t", map_index
-        self.pushed: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.pushed[key] = value
 
 
 def jpeg(width=120, height=80) -> bytes:
@@ -242,7 +232,7 @@ class TestTrigger:
         """The trigger the operator defers to, serialized as the triggerer stores it: plain data, the
         API key nowhere, and each signature only inside the link it signs (the probe needs it)."""
         from airflow.providers.common.compat.sdk import TaskDeferred
-        from conftest import API_KEY
+        from conftest import API_KEY, RunningTask
 
         url = connection.add_image(jpeg(), LinkFault(ready_after=60))
         operator = SeedreamDownloadOperator(

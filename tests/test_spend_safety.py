@@ -15,7 +15,7 @@ import time
 import hostile
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-from conftest import AIRFLOW_VERSION, API_KEY, json_connection
+from conftest import AIRFLOW_VERSION, API_KEY, RunningTask, json_connection
 from PIL import Image
 
 from airflow_provider_seedream.contract.exceptions import (
@@ -497,9 +497,7 @@ class TestBoundedReads:
 
 
 def _context(map_index=-1, task_id="t"):
-    from types import SimpleNamespace
-
-    return {"ti": SimpleNamespace(dag_id="d", run_id="r", task_id=task_id, map_index=map_index, try_number=1)}
+    return {"ti": RunningTask(map_index=map_index, task_id=task_id)}
 
 
 # 3. Nothing is written outside the destination, and nothing stored is lost ----------------------------
