@@ -65,7 +65,7 @@ class _Task:
 
 
 def _value(raw: Any) -> Any:
-    """An XCom value as the worker wrote it (Airflow 3.1 and 3.2 keep it as a JSON string)."""
+    """An XCom value as the worker wrote it: kept as JSON, or as a JSON string, which is decoded."""
     if isinstance(raw, str):
         try:
             return json.loads(raw)
