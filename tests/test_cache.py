@@ -318,13 +318,25 @@ class TestDagRuns:
         # The destination already held the right bytes: nothing was copied (the same files).
         assert {location: os.stat(location).st_ino for location in files} == files
         assert f"by dag seedream_cache_test, run {first.run_id}, task gen_mapped[1]" in logs()
-        # The store's asset events say what it stored, and what that cost: paid in run 1, reused in run 2.
-        announced = asset_events("seedream://tests/cache-test/store", [first.run_id, second.run_id])
-        assert [event["locations"] for event in announced] == [stored["store", -1]] * 2
+
+    @pytest.mark.skipif(
+        AIRFLOW_VERSION < (3, 1),
+        reason="dag.test() records no asset event there: Airflow 2.11 registers events only of datasets "
+        "the DAG processor stored, and 3.0 refuses an outlet no DAG processor has made active",
+    )
+    def test_the_store_announces_what_it_stored(self, run_dag, connection, tmp_path):
+        conf = {"cache": str(tmp_path / "cache"), "destination": str(tmp_path / "assets")}
+        first = run_dag("seedream_cache_outlets_test", run_conf=conf)
+        second = run_dag("seedream_cache_outlets_test", run_conf=conf)
+        assert first.state == second.state == "success" and posts(connection) == 1
+        announced = asset_events("seedream://tests/cache-outlets/store", [first.run_id, second.run_id])
+        stored = _xcom(first, "store")
+        assert [event["locations"] for event in announced] == [stored] * 2
         assert [event["manifest"] for event in announced] == [
-            str(tmp_path / "assets" / "store" / "manifest.json")
+            str(tmp_path / "assets/store/manifest.json")
         ] * 2
         assert [(event["images"], event["models"]) for event in announced] == [(2, ["seedream-4.5"])] * 2
+        # Paid in run 1; in run 2 the cache gave images an earlier run paid for.
         assert [event["usage"] for event in announced] == [
             {
                 "images_generated": 2,

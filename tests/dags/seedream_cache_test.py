@@ -1,5 +1,6 @@
 """Generations through a cache: the operator, a mapped generation and ``@task.seedream`` with a
-``cache_key``, each stored by a download; and a generation whose storing into the cache fails once."""
+``cache_key``, each stored by a download; a generation whose storing into the cache fails once; and a
+download announcing what it stored to an asset."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from airflow_provider_seedream.decorators.seedream import seedream_task
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
-STORED = Asset("seedream://tests/cache-test/store")
 STORE = {"poke_interval": 0.5, "timeout": 20, "destination": "{{ params.destination }}"}
 
 with DAG(
@@ -24,13 +24,7 @@ with DAG(
         task_id="gen", prompt="{{ params.prompt }}", sequential_image_generation="auto", max_images=2
     )
     # No {run_id} in the name: a second run finds the first one's files in the destination.
-    SeedreamDownloadOperator(
-        task_id="store",
-        urls=gen.output,
-        filename="{task_id}/{index}.{ext}",
-        outlets=[STORED],  # an event per run saying what was stored
-        **STORE,
-    )
+    SeedreamDownloadOperator(task_id="store", urls=gen.output, filename="{task_id}/{index}.{ext}", **STORE)
 
     mapped = SeedreamGenerateOperator.partial(task_id="gen_mapped", size="2K").expand(
         prompt=["a blue kettle", "a green lamp", "a yellow chair"]
@@ -62,3 +56,24 @@ with DAG(
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=2)},
 ):
     SeedreamGenerateOperator(task_id="gen", prompt="a red bicycle", cache="{{ params.cache }}")
+
+with DAG(
+    "seedream_cache_outlets_test",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    params={"cache": "", "destination": ""},
+):
+    cached = SeedreamGenerateOperator(
+        task_id="gen",
+        prompt="a red bicycle",
+        max_images=2,
+        sequential_image_generation="auto",
+        cache="{{ params.cache }}",
+    )
+    SeedreamDownloadOperator(
+        task_id="store",
+        urls=cached.output,
+        filename="{task_id}/{index}.{ext}",
+        outlets=[Asset("seedream://tests/cache-outlets/store")],  # an event per run saying what was stored
+        **STORE,
+    )
