@@ -406,6 +406,19 @@ class TestCopies:
             SeedreamHook().copy_stored_image(str(stray), "0.{ext}", destination=str(tmp_path / "assets"))
         assert not (tmp_path / "assets").exists()
 
+    def test_a_location_of_another_scheme_is_refused_before_anything_is_opened(self, connection, tmp_path):
+        from airflow.providers.common.compat.sdk import AirflowFailException
+
+        from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
+
+        operator = SeedreamDownloadOperator(
+            task_id="t", urls=["ftp://files.example/0.png"], destination=str(tmp_path)
+        )
+        with pytest.raises(
+            AirflowFailException, match=r"urls\[0\]='ftp://files.example/0.png' is not a link"
+        ):
+            operator._url_list()
+
     def test_a_copy_outside_the_destination_is_refused(self, connection, tmp_path):
         hook = SeedreamHook()
         (location,) = hook.generate("a red bicycle", cache=str(tmp_path / "cache"))

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_seedream.contract.exceptions import SeedreamResponseError
 from airflow_provider_seedream.contract.redact import redact_text, redact_url
+from airflow_provider_seedream.contract.references import OBJECT_STORAGE_SCHEMES
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 
@@ -79,9 +80,11 @@ def is_api_link(value: object) -> bool:
 
 
 def location_problem(location: object) -> str | None:
-    """Why ``location`` is no stored location (a path or storage URI), or ``None``."""
+    """Why ``location`` is no stored location (a path, or a URI of a scheme Airflow's ObjectStoragePath
+    reads), or ``None``."""
     if not isinstance(location, str):
         return "is not a link or a stored location"
-    if not location.strip() or "\x00" in location:
-        return "is not a link (http, https) or a stored location (a path or storage URI)"
+    scheme = location.split("://", 1)[0].lower() if "://" in location else ""
+    if not location.strip() or "\x00" in location or (scheme and scheme not in OBJECT_STORAGE_SCHEMES):
+        return "is not a link (http, https) or a stored location (a path, file:// or an object-store URI)"
     return None
