@@ -8,9 +8,11 @@ from typing import Any
 
 
 def _airflow_version() -> tuple[int, int]:
-    from importlib.metadata import version
+    # airflow.__version__, not importlib.metadata: Airflow is imported already, and reading the
+    # installed distributions costs about 2 ms on every DAG parse.
+    from airflow import __version__
 
-    major, minor = version("apache-airflow").split(".")[:2]
+    major, minor = __version__.split(".")[:2]
     return int(major), int(minor)
 
 

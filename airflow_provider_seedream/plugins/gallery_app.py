@@ -74,8 +74,11 @@ def _value(raw: Any) -> Any:
     return raw
 
 
-def _run_tasks(dag_id: str, run_id: str) -> list[_Task]:
-    """The run's task instances whose XCom names stored images, in task and map index order.
+def _run_tasks(
+    dag_id: str, run_id: str, task_id: str | None = None, map_index: int | None = None
+) -> list[_Task]:
+    """The run's task instances whose XCom names stored images (only ``task_id``'s, at ``map_index``,
+    when given: an image's request reads one task instance), in task and map index order.
 
     :raises HTTPException: 404, the DAG has no such run."""
     from airflow.models.dagrun import DagRun
@@ -87,7 +90,11 @@ def _run_tasks(dag_id: str, run_id: str) -> list[_Task]:
     with create_session() as session:
         if session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)) is None:
             raise HTTPException(404, "No such DAG run")
-        of_run = (XComModel.dag_id == dag_id, XComModel.run_id == run_id)
+        of_run = [XComModel.dag_id == dag_id, XComModel.run_id == run_id]
+        if task_id is not None:
+            of_run.append(XComModel.task_id == task_id)
+        if map_index is not None:
+            of_run.append(XComModel.map_index == map_index)
         # Our tasks: a download pushes "manifest", a generation "usage". Other tasks' values stay unread.
         ours = select(XComModel.task_id).where(*of_run, XComModel.key.in_(_OUR_KEYS)).distinct()
         rows = session.execute(
@@ -96,8 +103,8 @@ def _run_tasks(dag_id: str, run_id: str) -> list[_Task]:
             )
         ).all()
         names = {
-            (task_id, index): name
-            for task_id, index, name in session.execute(
+            (task, index): name
+            for task, index, name in session.execute(
                 # rendered_map_index is a hybrid property, whose SQL expression SQLAlchemy's stubs miss.
                 select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.rendered_map_index).where(  # type: ignore[call-overload]
                     TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
@@ -114,10 +121,10 @@ def _run_tasks(dag_id: str, run_id: str) -> list[_Task]:
 
 
 def _task(dag_id: str, run_id: str, task_id: str, map_index: int) -> _Task:
-    for task in _run_tasks(dag_id, run_id):
-        if (task.task_id, task.map_index) == (task_id, map_index):
-            return task
-    raise HTTPException(404, "No images of such a task instance")
+    tasks = _run_tasks(dag_id, run_id, task_id, map_index)
+    if not tasks:
+        raise HTTPException(404, "No images of such a task instance")
+    return tasks[0]
 
 
 def _image(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> GalleryImage:
@@ -151,9 +158,7 @@ def task_gallery(
 ) -> HTMLResponse:
     """The images one task instance stored."""
     index = _map_index(map_index)
-    tasks = [
-        task for task in _run_tasks(dag_id, run_id) if task.task_id == task_id and task.map_index == index
-    ]
+    tasks = _run_tasks(dag_id, run_id, task_id, index)
     images = tasks[0].images() if tasks else []
     body = (
         _section(request, dag_id, run_id, tasks[0], images)
