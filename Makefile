@@ -43,14 +43,23 @@ test-matrix: $(MATRIX:%=.venv-matrix/%/.installed)
 		"apache-airflow==$$airflow" --editable ".[test]"
 	touch $@
 
-# A real deployment: PostgreSQL, scheduler, dag-processor, triggerer and api-server, driven over REST.
+# Debian's Chromium and its driver, for what a person sees in the UI (tests/deploy/browser.py); where
+# they cannot be installed, the tiers say so and skip only the browser checks.
+BROWSER := command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	echo "Chromium could not be installed: the browser checks will be skipped"
+
+# A real deployment: PostgreSQL, scheduler, dag-processor, triggerer and api-server, driven over REST;
+# the gallery and the review page looked at in Chromium.
 test-deploy: $(INSTALLED)
+	@$(BROWSER)
 	$(VENV)/bin/python tests/deploy/run.py
 
 # The same on CeleryExecutor: Redis (Debian's, installed when missing), two Celery workers that share no
 # disk (each a mount and UTS namespace: run as root) and are killed mid-task, objects in S3 (moto).
 test-deploy-celery: $(INSTALLED)
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	@$(BROWSER)
 	$(VENV)/bin/python tests/deploy/run_celery.py
 
 # The marketing example DAG end to end; SEEDREAM_API_KEY=... uses the real API instead of the sandbox.

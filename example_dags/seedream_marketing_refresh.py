@@ -30,6 +30,9 @@ written by an LLM from the product's fields and a brand brief.
   store such as ``s3://bucket/prefix``) under ``marketing/<date>/<run id>/``, copied from the cache.
   The date is the run's logical date, or for a manual run without one (how Airflow 3 creates them)
   the time it was triggered: every run has one, and two runs never share a folder.
+- Each ``store`` instance updates the asset ``MARKETING_IMAGES``: its event lists the stored images,
+  what they were copied from, their models and usage. ``seedream_publish_new_images`` is scheduled on
+  it and publishes the new images.
 - The last task writes ``summary.csv`` beside the images: per product, the prompt, who wrote it
   (``llm`` or ``template``), the file, or ``(not stored)``, and what its generation spent (the
   ``usage`` XCom: images generated and reused, the estimated cost and saving); it logs the run's total, then
@@ -49,6 +52,7 @@ from airflow.providers.common.compat.sdk import (
     DAG,
     AirflowNotFoundException,
     AirflowSkipException,
+    Asset,
     BaseHook,
     ObjectStoragePath,
     get_current_context,
@@ -77,6 +81,8 @@ LLM_CONN_ID = os.environ.get("SEEDREAM_LLM_CONN_ID", "novita_llm")
 RUN_FOLDER = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}/{run_id}"
 CACHE = "{{ params.destination.rstrip('/') }}/cache"
 """Where ``generate`` keeps the images it paid for, by request: under the destination, for all runs."""
+MARKETING_IMAGES = Asset("seedream://examples/marketing-refresh/images")
+"""Updated by every ``store``; ``seedream_publish_new_images`` is scheduled on it (the same URI)."""
 PROMPT_TEMPLATE = (
     "{name}: product photo of a {colour} {material} {name_lower}, in {scene}. "
     "Natural light, shallow depth of field, clean composition with room for a headline on the left."
@@ -181,6 +187,7 @@ with DAG(
             filename=f"marketing/{RUN_FOLDER}/{{map_index}}-{{index}}.{{ext}}",
             poke_interval=10,
             timeout=30 * 60,
+            outlets=[MARKETING_IMAGES],
         )
 
     @task(trigger_rule="all_done")  # summarize the products that made it, and say which did not

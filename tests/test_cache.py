@@ -332,6 +332,7 @@ class TestDagRuns:
         announced = asset_events("seedream://tests/cache-outlets/store", [first.run_id, second.run_id])
         stored = _xcom(first, "store")
         assert [event["locations"] for event in announced] == [stored] * 2
+        assert [event["sources"] for event in announced] == [_xcom(first, "gen")] * 2  # the cached images
         assert [event["manifest"] for event in announced] == [
             str(tmp_path / "assets/store/manifest.json")
         ] * 2

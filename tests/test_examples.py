@@ -36,8 +36,31 @@ def test_examples_import_without_errors(airflow_db):
         *review,
         "seedream_marketing_refresh",
         "seedream_product_edit",
+        "seedream_publish_new_images",
         "seedream_storyboard",
     ]
+
+
+def test_publishing_is_scheduled_on_the_asset_the_marketing_store_updates(airflow_db):
+    """The contract between the two DAGs: one asset URI. (The scheduler starting the publication from a
+    marketing run's events is checked in a real deployment: make test-deploy.)"""
+    bag = dag_bag(EXAMPLES)
+    (outlet,) = bag.get_dag("seedream_marketing_refresh").get_task("store").outlets
+    publish = bag.get_dag("seedream_publish_new_images")
+    scheduled_on = (
+        publish.timetable.asset_condition if hasattr(publish.timetable, "asset_condition") else None
+    )
+    scheduled_on = scheduled_on or publish.timetable.dataset_condition  # Airflow 2.11
+    assert [asset.uri for asset in scheduled_on.objects] == [outlet.uri]
+
+
+def test_a_manual_publication_without_asset_events_says_there_is_nothing(run_dag, connection, failure_logged):
+    dag_run = run_dag("seedream_publish_new_images")
+    assert dag_run.state == "failed"
+    assert failure_logged(
+        "This run was started without asset events: there is nothing to publish.", ValueError
+    )
+    assert connection.generation_requests() == []
 
 
 def summary_rows(assets, dag_run) -> list[dict[str, str]]:

@@ -1,8 +1,10 @@
 """What the operators and the sensor share: the hook, loaded when a task runs; whether an argument is
-known at parse time; and what a task raises for a Seedream error."""
+known at parse time; what a task raises for a Seedream error; and what it read and wrote, for
+OpenLineage."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -42,3 +44,23 @@ def task_failure(err: SeedreamError, *, retry_possibly_billed: bool = False) -> 
     if may_retry(err, retry_possibly_billed=retry_possibly_billed):
         return err
     return AirflowFailException(f"{type(err).__name__}: {err}")
+
+
+@dataclass
+class LineageFacts:
+    """What a finished task read and wrote, kept on the operator for OpenLineage (``_internal.lineage``):
+    locations (paths, URIs or ``ObjectStoragePath``), never links, whose signatures must not leave."""
+
+    inputs: list[Any]
+    outputs: list[Any]
+    models: list[str]
+    images: int
+    usage: dict[str, Any]
+
+
+def lineage_of(facts: LineageFacts | None) -> Any:
+    """The ``OperatorLineage`` of ``get_openlineage_facets_on_complete``: the OpenLineage provider calls
+    it, so only then is the OpenLineage client imported."""
+    from airflow_provider_seedream._internal.lineage import operator_lineage
+
+    return operator_lineage(facts)

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_seedream._internal.generation_state import GenerationState
-from airflow_provider_seedream._internal.operator_support import is_literal, load_hook, task_failure
+from airflow_provider_seedream._internal.operator_support import (
+    LineageFacts,
+    is_literal,
+    lineage_of,
+    load_hook,
+    task_failure,
+)
 from airflow_provider_seedream.contract.connection import DEFAULT_CONN_ID
 from airflow_provider_seedream.contract.exceptions import SeedreamCacheStoreError, SeedreamError
 from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, build_request
@@ -69,6 +75,10 @@ class SeedreamGenerateOperator(BaseOperator):
     :param cache_key: with ``cache``: stands for the prompt in the request's fingerprint, for prompts
         written anew on every run (by an LLM): what the prompt was made from, such as the catalog row,
         the brief and the LLM's model, as a str or JSON value (templated).
+
+    With the OpenLineage provider, the task reports the reference files and object-storage URIs it
+    read as inputs, the images it stored in ``cache`` as outputs, and a run facet ``seedream`` (models,
+    images, usage).
     """
 
     # Every request argument can be computed: a rendered "3" or "false" is read as the number or boolean.
@@ -110,6 +120,7 @@ class SeedreamGenerateOperator(BaseOperator):
         self.durable = durable
         self.cache = cache
         self.cache_key = cache_key
+        self._lineage: LineageFacts | None = None
         self._check_literal_arguments()
 
     @cached_property
@@ -138,7 +149,7 @@ class SeedreamGenerateOperator(BaseOperator):
                 if hit is not None:
                     usage.images_reused = len(hit.locations)
                     self._report(context, usage)
-                    return hit.locations
+                    return self._remember(prepared, hit.locations, usage, stored=True)
             state = self._generation_state(context)
             if state is not None:
                 urls = state.resume(retry_possibly_billed=opt_in, log=self.log)
@@ -191,13 +202,31 @@ class SeedreamGenerateOperator(BaseOperator):
                     self.log.warning(
                         "%s. Returning the links instead: this Airflow cannot keep them for a retry.", err
                     )
-                    return urls
+                    return self._remember(prepared, urls, usage, stored=False)
                 self.log.error("%s. The links are kept in the task state store: a retry stores them.", err)
                 if err.retryable:
                     raise
                 raise AirflowFailException(f"{type(err).__name__}: {err}") from err
         self._report(context, usage)
-        return urls
+        return self._remember(prepared, urls, usage, stored=self.cache is not None)
+
+    def _remember(
+        self, prepared: PreparedGeneration, locations: list[str], usage: Usage, *, stored: bool
+    ) -> list[str]:
+        """Keep for OpenLineage what this task read and wrote: links are not data that stays."""
+        request = prepared.request
+        self._lineage = LineageFacts(
+            inputs=[reference.value for reference in request.references if reference.kind == "path"],
+            outputs=locations if stored else [],
+            models=[request.model],
+            images=len(locations),
+            usage=usage.to_dict(),
+        )
+        return locations
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the reference files read, the images stored in ``cache``, the run's spend."""
+        return lineage_of(self._lineage)
 
     def _report(self, context: Context, usage: Usage, failing: bool = False) -> None:
         """What this try spent: in the log, and as XCom ``usage``. When the try is failing, a failure

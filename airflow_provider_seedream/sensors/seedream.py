@@ -26,7 +26,13 @@ from airflow_provider_seedream._internal.filenames import (
     render_names,
 )
 from airflow_provider_seedream._internal.manifest import stored_entries, stored_summary, write_manifest
-from airflow_provider_seedream._internal.operator_support import is_literal, load_hook, task_failure
+from airflow_provider_seedream._internal.operator_support import (
+    LineageFacts,
+    is_literal,
+    lineage_of,
+    load_hook,
+    task_failure,
+)
 from airflow_provider_seedream._internal.storage import (
     as_storage_path,
     join,
@@ -89,6 +95,10 @@ class SeedreamDownloadOperator(BaseSensorOperator):
     :param parallel_downloads: images fetched and stored at once (1-15, default 4). Memory grows with
         it, not with the images' size (an S3 upload holds one 8 MiB part and, while it is sent, the
         HTTP client's copy).
+
+    Each asset in ``outlets`` gets an event whose ``extra`` lists the stored locations, the manifest,
+    the models, the number of images and their usage. With the OpenLineage provider, the task reports
+    the cached images it copied as inputs, the stored images as outputs, and a run facet ``seedream``.
     """
 
     template_fields: Sequence[str] = ("urls", "destination", "filename")
@@ -122,6 +132,7 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         self.max_bytes = max_bytes
         self.not_ready_statuses = tuple(not_ready_statuses)
         self.deferrable = deferrable
+        self._lineage: LineageFacts | None = None
         if is_literal(self.filename):
             check_filename_pattern(self.filename)
         self._mask_link_signatures()
@@ -256,19 +267,30 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         manifest = storage_target(join(destination, manifest_name), "json")[1]
         # Where the images' record is, for what shows them (the UI's gallery) and finds nothing else.
         context["ti"].xcom_push(key="manifest", value=manifest)
-        self._describe_outlets(context, entries, manifest)
-        return [entry["location"] for entry in entries], []
+        summary = stored_summary(entries, context["ti"].run_id, manifest)
+        self._describe_outlets(context, summary)
+        self._lineage = LineageFacts(
+            inputs=[url for url in urls if not is_api_link(url)],  # cached images copied
+            outputs=summary["locations"],
+            models=summary["models"],
+            images=summary["images"],
+            usage=summary["usage"],
+        )
+        return summary["locations"], []
 
-    def _describe_outlets(self, context: Context, entries: list[dict[str, Any]], manifest: str) -> None:
+    def _describe_outlets(self, context: Context, summary: dict[str, Any]) -> None:
         """Each asset in ``outlets`` gets an event saying what was stored (``manifest.stored_summary``),
         so that a DAG scheduled on it knows which images are new."""
         events = context.get("outlet_events")
         assets = [outlet for outlet in self.outlets if getattr(outlet, "uri", None)]  # not an alias
         if events is None or not assets:
             return
-        extra = stored_summary(entries, context["ti"].run_id, manifest)
         for asset in assets:
-            events[asset].extra.update(extra)
+            events[asset].extra.update(summary)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the cached images copied, the images stored, and what they cost."""
+        return lineage_of(self._lineage)
 
     def _names(self, context: Context, count: int | None = None) -> list[str]:
         """The relative name of each image (``{ext}`` still open), then the manifest's. Refuses patterns

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from browser import look_at_gallery, look_at_review
 from deployment import API_KEY, REPOSITORY, S3_SECRET, Deployment, Failure, step
 
 EXAMPLES = ["seedream_marketing_refresh", "seedream_product_edit", "seedream_storyboard"]
@@ -228,7 +229,8 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
             checked += 1
     if checked != 4:
         raise Failure(f"{dag_id}: {checked} images in the second run's manifests")
-    check_gallery(deployment, dag_id, second["dag_run_id"], expected=8)  # generate's 4 and store's 4
+    # generate's 4 and store's 4
+    check_gallery(deployment, dag_id, second["dag_run_id"], expected=8, other_dag=REVIEW_DAG)
     step(
         f"{dag_id}: run 1 paid 4 generations; run 2, and its generations cleared and run again, sent 0 "
         "POSTs and stored the 4 cached images, byte-exact "
@@ -237,12 +239,13 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
     )
 
 
-def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: int) -> None:
+def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: int, other_dag: str) -> None:
     """The UI's gallery of a run, through the api-server as a browser asks it: the page lists the
-    run's stored images, each thumbnail and image decodes, and without a login every route is 401."""
+    run's stored images, each thumbnail and image decodes; every route is 401 without a login and 404
+    for the same run under another DAG's id. Then the same in a real browser, logged in."""
     from PIL import Image
 
-    root = f"http://127.0.0.1:{deployment.api_port}"
+    root = deployment.api_root
     page_path = f"/seedream/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
     page = deployment.session.get(root + page_path, timeout=60)
     if page.status_code != 200:
@@ -251,19 +254,26 @@ def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: in
     if len(thumbnails) != expected:
         raise Failure(f"the gallery of {dag_id} {run_id} shows {len(thumbnails)} images, not {expected}")
     images = re.findall(r'<a href="([^"]+)"', page.text)
-    for path in [page_path, *thumbnails, *images]:
+    task_path = f"/seedream/tasks/{quote(dag_id, safe='')}/{quote(run_id, safe='')}/store?map_index=0"
+    if deployment.session.get(root + task_path, timeout=60).text.count("<img ") != 1:
+        raise Failure(f"{task_path} does not show the one image of store[0]")
+    for path in [page_path, task_path, *thumbnails, *images]:
         if requests.get(root + path, timeout=30).status_code != 401:
             raise Failure(f"{path} answered without a login")
+        elsewhere = path.replace(f"/{quote(dag_id, safe='')}/", f"/{other_dag}/", 1)
+        if (refused := deployment.session.get(root + elsewhere, timeout=30)).status_code != 404:
+            raise Failure(f"{elsewhere} (this run under another DAG) answered {refused.status_code}")
         answer = deployment.session.get(root + path, timeout=60)
-        if path != page_path:
+        if path not in (page_path, task_path):
             if answer.headers.get("X-Content-Type-Options") != "nosniff":
                 raise Failure(f"{path} has no X-Content-Type-Options: nosniff")
             with Image.open(io.BytesIO(answer.content)) as picture:
                 picture.load()
     step(
         f"{dag_id} {run_id}: the UI gallery shows {expected} images, every thumbnail and image decodes; "
-        "401 without a login"
+        f"every route 401 without a login, 404 under {other_dag}"
     )
+    look_at_gallery(deployment, dag_id, run_id, expected, f"gallery-{dag_id}")
 
 
 def check_review(deployment: Deployment, store: Store) -> None:
@@ -284,8 +294,10 @@ def check_review(deployment: Deployment, store: Store) -> None:
     ]
     deployment.unpause(REVIEW_DAG)
     runs = [deployment.trigger(REVIEW_DAG, conf={"destination": store.destination}) for _ in cases]
-    for run_id in runs:
+    for number, run_id in enumerate(runs):
         check_review_body(wait_for_review(deployment, REVIEW_DAG, run_id))
+        if number == 0:  # what the reviewer sees: the six candidates, on the Required Actions page
+            look_at_review(deployment, REVIEW_DAG, run_id, expected=6, name="review-required-actions")
         # Airflow 3.3.2 fails a review answered before the scheduler has handled the end of the try
         # that parked it: the answer queues the resume under the same try number, the late "success"
         # of the parking try then removes it from the executor, and the scheduler takes the task for

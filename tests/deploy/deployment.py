@@ -108,6 +108,10 @@ class Deployment:
         # One secret for every process: the api-server must accept the tokens the scheduler signs.
         self._secret_key, self._jwt_secret = secrets.token_hex(16), secrets.token_hex(16)
         self._ports = {"worker_log": free_port(), "trigger_log": free_port()}
+        self.password = PASSWORD
+        """The simple auth manager's ``admin``."""
+        self.screenshots = REPOSITORY / "build" / "screenshots"
+        """What the browser saw; ``run_tier`` puts it under the tier's output, which outlives the run."""
 
     # Services -----------------------------------------------------------------------------------
 
@@ -403,8 +407,13 @@ class Deployment:
     # REST ---------------------------------------------------------------------------------------
 
     @property
+    def api_root(self) -> str:
+        """Where a person opens the UI."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
     def api(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}/api/v2"
+        return f"{self.api_root}/api/v2"
 
     def rest(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(method, f"{self.api}{path}", timeout=30, **kwargs)
@@ -506,6 +515,8 @@ def run_tier(
     )
     work.chmod(0o755)  # the postgres user reads its own folder inside
     deployment = deployment_for(work)
+    deployment.screenshots = REPOSITORY / "build" / name.removeprefix("make ") / "screenshots"
+    shutil.rmtree(deployment.screenshots, ignore_errors=True)
     try:
         deployment.start_postgres()
         if deployment.workers:

@@ -11,8 +11,10 @@ for the API key and for link signatures.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from checks import (
@@ -34,6 +36,7 @@ from PIL import Image
 from airflow_provider_seedream.testing import LinkFault
 
 S3_BUCKET = "marketing-assets"
+PUBLISH_DAG = "seedream_publish_new_images"
 
 
 def check_s3(deployment: Deployment) -> None:
@@ -104,6 +107,57 @@ def check_seedream_50_lite(deployment: Deployment) -> None:
     step(f"{dag_id}: one POST to /v3/seedream-5.0-lite with the documented body, 3K stored at {size}")
 
 
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def check_publish(deployment: Deployment, store: S3Store) -> None:
+    """Nobody triggers the publication: the scheduler starts it from the marketing runs' asset events
+    (``check_cache_reuse`` made them). live/ then holds each product's image, byte-exact from the
+    cache, and the last publication copied nothing: those runs reused every image."""
+
+    def settled() -> list[dict] | None:
+        runs = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns", params={"order_by": "run_after"})
+        queued = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/assets/queuedEvents", params={})
+        busy = [run for run in runs["dag_runs"] if run["state"] in ("queued", "running")]
+        return runs["dag_runs"] if runs["dag_runs"] and not busy and not queued["queued_events"] else None
+
+    runs = deployment.wait_for(settled, 180, f"the scheduler to start and finish {PUBLISH_DAG}")
+    if [(run["run_type"], run["state"]) for run in runs] != [("asset_triggered", "success")] * len(runs):
+        raise Failure(f"{PUBLISH_DAG} ran {[(run['run_type'], run['state']) for run in runs]}")
+    if len(runs) < 2:
+        raise Failure(f"{PUBLISH_DAG} ran once for two marketing runs: {runs}")
+    last = runs[-1]["dag_run_id"]
+    upstream = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns/{last}/upstreamAssetEvents")
+    if {event["source_dag_id"] for event in upstream["asset_events"]} != {"seedream_marketing_refresh"}:
+        raise Failure(f"{PUBLISH_DAG} {last} consumed {upstream}")
+    live = deployment.assets / "live" / "marketing"
+    published = json.loads((live / "published.json").read_text())
+    names = sorted(path.name for path in live.iterdir())
+    if (
+        names != ["0-0.png", "1-0.png", "2-0.png", "3-0.png", "published.json"]
+        or sorted(published) != names[:4]
+    ):
+        raise Failure(f"{live} holds {names}, and published.json lists {sorted(published)}")
+    for name, entry in published.items():
+        image = (live / name).read_bytes()
+        if image != store.read(store.key_of(entry["source"])):
+            raise Failure(f"{live / name} is not the cached image {entry['source']}")
+        if hashlib.sha256(image).hexdigest() != entry["sha256"]:
+            raise Failure(f"{live / name} does not have the sha256 published.json records")
+        if moment(entry["published_at"]) >= moment(runs[-1]["start_date"]):
+            raise Failure(
+                f"the last publication ({last}, started {runs[-1]['start_date']}) copied {name} again at "
+                f"{entry['published_at']} from {entry['source']}; runs: "
+                f"{[(run['dag_run_id'], run['start_date']) for run in runs]}"
+            )
+    step(
+        f"{PUBLISH_DAG}: {len(runs)} asset-triggered runs from the marketing runs' events; live/ holds "
+        f"the 4 products' cached images byte-exact, and the last run "
+        f"({len(upstream['asset_events'])} events) copied none"
+    )
+
+
 def check_connections(deployment: Deployment) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"
     cases = [
@@ -135,7 +189,9 @@ def check_connections(deployment: Deployment) -> None:
 
 
 def checks(deployment: Deployment) -> None:
-    deployment.wait_for_dags([*EXAMPLES, "seedream_deploy_load", "seedream_deploy_lite", REVIEW_DAG])
+    deployment.wait_for_dags(
+        [*EXAMPLES, "seedream_deploy_load", "seedream_deploy_lite", REVIEW_DAG, PUBLISH_DAG]
+    )
     store = LocalStore(deployment.assets)
     check_connections(deployment)
     check_waits(deployment)
@@ -143,7 +199,10 @@ def checks(deployment: Deployment) -> None:
     check_examples(deployment, store, scheduled=True)
     check_review(deployment, store)
     check_s3(deployment)
-    check_cache_reuse(deployment, S3Store(deployment.s3_client(), S3_BUCKET, "cached"))
+    deployment.unpause(PUBLISH_DAG)  # scheduled on the asset the marketing example's stores update
+    cached = S3Store(deployment.s3_client(), S3_BUCKET, "cached")
+    check_cache_reuse(deployment, cached)
+    check_publish(deployment, cached)
     load = check_load(deployment, target=0.85, rate_limit=90)
     check_logs_for_secrets(deployment)
     write_report(

@@ -1,0 +1,84 @@
+"""
+Publish the marketing refresh's new images as soon as they are stored: a DAG scheduled on the asset
+that ``seedream_marketing_refresh``'s ``store`` tasks update (data-aware scheduling, the Airflow way to
+chain "images stored" -> "publish").
+
+    asset seedream://examples/marketing-refresh/images -> publish
+
+- Each ``store`` instance of a marketing run (one per product) emits an event of ``MARKETING_IMAGES``
+  whose ``extra`` says what it stored: ``locations``, ``sources`` (for a cached generation, the
+  cache's image it copied), ``manifest``, ``images``, ``models`` and ``usage``. The scheduler starts
+  this DAG when events arrive, so one run may see some products of a refresh and the next run the
+  rest; runs go one at a time (``max_active_runs=1``).
+- ``publish`` copies each product's newest image into ``params.live`` (default
+  ``$SEEDREAM_ASSETS/live``) as ``marketing/<name>``, the name the refresh stored it under (its row in
+  the catalog), with ``SeedreamHook.copy_stored_image``: checked against the cache's record, and
+  appearing whole or not at all. ``marketing/published.json`` records what each name was published
+  from: an image already published from the same cached source is not copied again, so a refresh
+  that reused every image publishes nothing.
+
+Both DAGs name the asset by the same URI: it is the contract between them. On Airflow 2.11 it is a
+Dataset, and the events are ``triggering_dataset_events``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pendulum
+from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, task
+
+from airflow_provider_seedream.utils.destinations import require_shared_destination
+
+log = logging.getLogger("airflow.task")
+MARKETING_IMAGES = Asset("seedream://examples/marketing-refresh/images")
+LIVE = os.environ.get("SEEDREAM_ASSETS", "file:///tmp/seedream-assets").rstrip("/") + "/live"
+RECORD_LIMIT = 1024 * 1024
+
+with DAG(
+    "seedream_publish_new_images",
+    schedule=[MARKETING_IMAGES],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # one run at a time reads and writes published.json
+    params={"live": LIVE},
+    tags=["seedream", "example"],
+):
+
+    @task
+    def publish(params=None, triggering_asset_events=None, triggering_dataset_events=None) -> dict:
+        """Copy what is new since the last publication; return the names published and left as they were."""
+        from airflow_provider_seedream.hooks.seedream import SeedreamHook  # at run time, not at each parse
+
+        require_shared_destination(params["live"], how_to_set="Set SEEDREAM_ASSETS, or the param 'live'.")
+        events = triggering_asset_events if triggering_asset_events is not None else triggering_dataset_events
+        received = [event for asset_events in (events or {}).values() for event in asset_events]
+        newest: dict[str, str] = {}  # stored name -> the cached image it was copied from
+        for event in sorted(received, key=lambda event: event.timestamp):  # in no set order: newest wins
+            for location, source in zip(event.extra["locations"], event.extra["sources"], strict=True):
+                newest[location.rsplit("/", 1)[-1]] = source
+        if not newest:
+            raise ValueError("This run was started without asset events: there is nothing to publish.")
+        folder = ObjectStoragePath(params["live"]) / "marketing"
+        record = folder / "published.json"
+        published = json.loads(record.open("rb").read(RECORD_LIMIT)) if record.exists() else {}
+        hook, copied = SeedreamHook(), []
+        for name, source in sorted(newest.items()):
+            if published.get(name, {}).get("source") == source and (folder / name).exists():
+                continue
+            image = hook.copy_stored_image(source, f"marketing/{name}", destination=params["live"])
+            published[name] = {"source": source, "sha256": image.sha256, "published_at": image.stored_at}
+            copied.append(name)
+        if copied:  # the record appears whole: written beside, then moved
+            partial = folder / ".published.json.partial"
+            partial.write_text(json.dumps(published, indent=2))
+            partial.rename(record)
+        unchanged = sorted(set(newest) - set(copied))
+        log.info(
+            "Published %d new image(s) %s; %d unchanged %s", len(copied), copied, len(unchanged), unchanged
+        )
+        return {"published": copied, "unchanged": unchanged}
+
+    publish()
