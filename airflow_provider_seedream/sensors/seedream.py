@@ -96,8 +96,8 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         it, not with the images' size (an S3 upload holds one 8 MiB part and, while it is sent, the
         HTTP client's copy).
 
-    Each asset in ``outlets`` gets an event whose ``extra`` lists the stored locations, the manifest,
-    the models, the number of images and their usage. With the OpenLineage provider, the task reports
+    Each asset in ``outlets`` gets an event whose ``extra`` lists the stored locations, what each was
+    stored from (``sources``), the manifest, the models, the number of images and their usage. With the OpenLineage provider, the task reports
     the cached images it copied as inputs, the stored images as outputs, and a run facet ``seedream``.
     """
 
