@@ -319,11 +319,6 @@ class TestDagRuns:
         assert {location: os.stat(location).st_ino for location in files} == files
         assert f"by dag seedream_cache_test, run {first.run_id}, task gen_mapped[1]" in logs()
 
-    @pytest.mark.skipif(
-        AIRFLOW_VERSION < (3, 1),
-        reason="dag.test() records no asset event there: Airflow 2.11 registers events only of datasets "
-        "the DAG processor stored, and 3.0 refuses an outlet no DAG processor has made active",
-    )
     def test_the_store_announces_what_it_stored(self, run_dag, connection, tmp_path):
         conf = {"cache": str(tmp_path / "cache"), "destination": str(tmp_path / "assets")}
         first = run_dag("seedream_cache_outlets_test", run_conf=conf)
