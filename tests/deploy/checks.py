@@ -17,7 +17,16 @@ from urllib.parse import quote
 
 import requests
 from browser import look_at_gallery, look_at_review
-from deployment import API_KEY, REPOSITORY, S3_SECRET, Deployment, Failure, step
+from deployment import (
+    API_KEY,
+    HIDDEN_DAG,
+    OUTSIDER_PASSWORD,
+    REPOSITORY,
+    S3_SECRET,
+    Deployment,
+    Failure,
+    step,
+)
 
 EXAMPLES = ["seedream_marketing_refresh", "seedream_product_edit", "seedream_storyboard"]
 REVIEW_DAG = "seedream_campaign_review"
@@ -241,8 +250,9 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
 
 def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: int, other_dag: str) -> None:
     """The UI's gallery of a run, through the api-server as a browser asks it: the page lists the
-    run's stored images, each thumbnail and image decodes; every route is 401 without a login and 404
-    for the same run under another DAG's id. Then the same in a real browser, logged in."""
+    run's stored images, each thumbnail and image decodes; every route is 401 without a login, 403 for
+    a user the auth manager refuses this DAG (as the DAG's own REST route is), and 404 for the same run
+    under another DAG's id. Then the same in a real browser, logged in."""
     from PIL import Image
 
     root = deployment.api_root
@@ -257,9 +267,20 @@ def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: in
     task_path = f"/seedream/tasks/{quote(dag_id, safe='')}/{quote(run_id, safe='')}/store?map_index=0"
     if deployment.session.get(root + task_path, timeout=60).text.count("<img ") != 1:
         raise Failure(f"{task_path} does not show the one image of store[0]")
+    if dag_id != HIDDEN_DAG:
+        raise Failure(f"the outsider is refused {HIDDEN_DAG}, not {dag_id}: this check would prove nothing")
+    outsider = {"Authorization": deployment.authorization("outsider", OUTSIDER_PASSWORD)}
+    own_pages = {
+        dag: requests.get(f"{deployment.api}/dags/{dag}", headers=outsider, timeout=30).status_code
+        for dag in (dag_id, other_dag)
+    }
+    if own_pages != {dag_id: 403, other_dag: 200}:
+        raise Failure(f"the outsider's access to the DAGs' own REST pages is {own_pages}")
     for path in [page_path, task_path, *thumbnails, *images]:
         if requests.get(root + path, timeout=30).status_code != 401:
             raise Failure(f"{path} answered without a login")
+        if (refused := requests.get(root + path, headers=outsider, timeout=30)).status_code != 403:
+            raise Failure(f"{path} answered {refused.status_code} to a user refused {dag_id}")
         elsewhere = path.replace(f"/{quote(dag_id, safe='')}/", f"/{other_dag}/", 1)
         if (refused := deployment.session.get(root + elsewhere, timeout=30)).status_code != 404:
             raise Failure(f"{elsewhere} (this run under another DAG) answered {refused.status_code}")
@@ -271,7 +292,7 @@ def check_gallery(deployment: Deployment, dag_id: str, run_id: str, expected: in
                 picture.load()
     step(
         f"{dag_id} {run_id}: the UI gallery shows {expected} images, every thumbnail and image decodes; "
-        f"every route 401 without a login, 404 under {other_dag}"
+        f"every route 401 without a login, 403 to a user refused the DAG, 404 under {other_dag}"
     )
     look_at_gallery(deployment, dag_id, run_id, expected, f"gallery-{dag_id}")
 

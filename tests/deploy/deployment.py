@@ -34,6 +34,9 @@ from airflow_provider_seedream.testing import SeedreamSandbox  # noqa: E402
 
 API_KEY = "sk-deploy-" + secrets.token_hex(12)
 PASSWORD = secrets.token_urlsafe(12)
+OUTSIDER_PASSWORD = secrets.token_urlsafe(12)
+HIDDEN_DAG = "seedream_marketing_refresh"
+"""The DAG the user ``outsider`` may not read (``tests/gallery_auth.py``): its gallery must refuse them."""
 S3_KEY, S3_SECRET = "moto-key", "moto-secret-" + secrets.token_hex(8)
 
 
@@ -203,7 +206,13 @@ class Deployment:
             "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": "16",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # SimpleAuthManager, but for one user refused one DAG: per-DAG access, as FAB grants it.
+            "AIRFLOW__CORE__AUTH_MANAGER": "gallery_auth.PerDagAuthManager",
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPOSITORY / "tests"), os.environ.get("PYTHONPATH")])
+            ),
+            "SEEDREAM_HIDDEN_DAG": HIDDEN_DAG,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,outsider:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.work / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://airflow@127.0.0.1:{self.pg_port}/airflow",
@@ -258,7 +267,9 @@ class Deployment:
         dags.mkdir()
         (dags / "examples").symlink_to(REPOSITORY / "example_dags")
         (dags / "deploy").symlink_to(REPOSITORY / "tests" / "deploy" / "dags")
-        (self.work / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
+        (self.work / "passwords.json").write_text(
+            json.dumps({"admin": PASSWORD, "outsider": OUTSIDER_PASSWORD})
+        )
         self.home.mkdir()
         self.sandbox.start()
         self.s3.start()
@@ -300,13 +311,15 @@ class Deployment:
         for worker in self.workers.values():
             self.start_worker(worker.name)
         self.wait_for(self._api_ready, 120, "the api-server to answer")
-        response = self.session.post(
-            f"http://127.0.0.1:{self.api_port}/auth/token",
-            json={"username": "admin", "password": PASSWORD},
-            timeout=10,
+        self.session.headers["Authorization"] = self.authorization("admin", PASSWORD)
+
+    def authorization(self, username: str, password: str) -> str:
+        """An ``Authorization`` header for this user, from the simple auth manager's token endpoint."""
+        response = requests.post(
+            f"{self.api_root}/auth/token", json={"username": username, "password": password}, timeout=10
         )
         response.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        return f"Bearer {response.json()['access_token']}"
 
     def start_worker(self, name: str) -> None:
         worker = self.workers[name]
