@@ -97,8 +97,9 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         HTTP client's copy).
 
     Each asset in ``outlets`` gets an event whose ``extra`` lists the stored locations, what each was
-    stored from (``sources``), the manifest, the models, the number of images and their usage. With the OpenLineage provider, the task reports
-    the cached images it copied as inputs, the stored images as outputs, and a run facet ``seedream``.
+    stored from (``sources``), the manifest, the models, the number of images and their usage. With
+    the OpenLineage provider, the task reports the cached images it copied as inputs, the stored
+    images as outputs, and a run facet ``seedream``.
     """
 
     template_fields: Sequence[str] = ("urls", "destination", "filename")
