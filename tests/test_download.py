@@ -232,7 +232,7 @@ class TestTrigger:
         """The trigger the operator defers to, serialized as the triggerer stores it: plain data, the
         API key nowhere, and each signature only inside the link it signs (the probe needs it)."""
         from airflow.providers.common.compat.sdk import TaskDeferred
-        from conftest import API_KEY, RunningTask
+        from conftest import API_KEY
 
         url = connection.add_image(jpeg(), LinkFault(ready_after=60))
         operator = SeedreamDownloadOperator(

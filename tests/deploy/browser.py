@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from deployment import Failure, step
 
+from airflow_provider_seedream.plugins.gallery import RUN_TAB_ROUTE
+
 CHROMIUM = ("chromium", "chromium-browser")
 DRIVER = "chromedriver"
 WAIT_SECONDS = 60
@@ -114,39 +116,52 @@ class Browser:
 
 
 def run_tab(dag_id: str, run_id: str) -> str:
-    return f"/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/plugin/seedream-run-images"
+    return f"/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/plugin/{RUN_TAB_ROUTE}"
 
 
 def required_actions(dag_id: str, run_id: str, task_id: str) -> str:
     return f"/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}/required_actions"
 
 
-def look_at_gallery(deployment: Any, dag_id: str, run_id: str, expected: int, name: str) -> None:
-    """Log in, open the run's "Images" tab and wait for every thumbnail to load; a screenshot."""
+def look_at(
+    deployment: Any, path: str, selector: str, expected: int, what: str, name: str
+) -> tuple[list[dict[str, Any]], Path] | None:
+    """Log in as ``admin``, open ``path``, wait until ``expected`` images matching ``selector`` have
+    loaded, and take a screenshot: the images and the screenshot, or None (said) without a browser."""
     if reason := missing():
-        step(f"SKIPPED the browser check of {dag_id}'s gallery: {reason}")
-        return
+        step(f"SKIPPED the browser check of {what}: {reason}")
+        return None
     with Browser(deployment.api_root, deployment.screenshots) as browser:
         browser.log_in("admin", deployment.password)
-        browser.open(run_tab(dag_id, run_id))
-        found = browser.loaded_images("img", expected, "thumbnails in the run's Images tab")
-        if not all("/seedream/thumbnails/" in image["src"] for image in found):
-            raise Failure(f"the run's Images tab shows other images: {[image['src'] for image in found]}")
-        shot = browser.screenshot(name)
+        browser.open(path)
+        found = browser.loaded_images(selector, expected, what)
+        return found, browser.screenshot(name)
+
+
+def look_at_gallery(deployment: Any, dag_id: str, run_id: str, expected: int, name: str) -> None:
+    """The run's "Images" tab shows every thumbnail, and nothing but thumbnails."""
+    seen = look_at(
+        deployment, run_tab(dag_id, run_id), "img", expected, "thumbnails in the run's Images tab", name
+    )
+    if seen is None:
+        return
+    found, shot = seen
+    if not all("/seedream/thumbnails/" in image["src"] for image in found):
+        raise Failure(f"the run's Images tab shows other images: {[image['src'] for image in found]}")
     sizes = sorted({(image["width"], image["height"]) for image in found})
     step(f"{dag_id}: the run's Images tab, logged in, shows {len(found)} thumbnails (sizes {sizes}): {shot}")
 
 
 def look_at_review(deployment: Any, dag_id: str, run_id: str, expected: int, name: str) -> None:
-    """Log in, open the review task's Required Actions page, and wait for every candidate's picture."""
-    if reason := missing():
-        step(f"SKIPPED the browser check of {dag_id}'s review page: {reason}")
-        return
-    with Browser(deployment.api_root, deployment.screenshots) as browser:
-        browser.log_in("admin", deployment.password)
-        browser.open(required_actions(dag_id, run_id, "review"))
-        found = browser.loaded_images(
-            "img[src*='/seedream/thumbnails/']", expected, "candidate pictures on the Required Actions page"
-        )
-        shot = browser.screenshot(name)
-    step(f"{dag_id} {run_id}: the Required Actions page shows all {len(found)} candidates' pictures: {shot}")
+    """The review task's Required Actions page shows every candidate's picture."""
+    seen = look_at(
+        deployment,
+        required_actions(dag_id, run_id, "review"),
+        "img[src*='/seedream/thumbnails/']",
+        expected,
+        "candidate pictures on the Required Actions page",
+        name,
+    )
+    if seen is not None:
+        found, shot = seen
+        step(f"{dag_id} {run_id}: the Required Actions page shows {len(found)} candidates' pictures: {shot}")

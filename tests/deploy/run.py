@@ -107,10 +107,6 @@ def check_seedream_50_lite(deployment: Deployment) -> None:
     step(f"{dag_id}: one POST to /v3/seedream-5.0-lite with the documented body, 3K stored at {size}")
 
 
-def moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def check_publish(deployment: Deployment, store: S3Store) -> None:
     """Nobody triggers the publication: the scheduler starts it from the marketing runs' asset events
     (``check_cache_reuse`` made them). live/ then holds each product's image, byte-exact from the
@@ -145,7 +141,7 @@ def check_publish(deployment: Deployment, store: S3Store) -> None:
             raise Failure(f"{live / name} is not the cached image {entry['source']}")
         if hashlib.sha256(image).hexdigest() != entry["sha256"]:
             raise Failure(f"{live / name} does not have the sha256 published.json records")
-        if moment(entry["published_at"]) >= moment(runs[-1]["start_date"]):
+        if datetime.fromisoformat(entry["published_at"]) >= datetime.fromisoformat(runs[-1]["start_date"]):
             raise Failure(
                 f"the last publication ({last}, started {runs[-1]['start_date']}) copied {name} again at "
                 f"{entry['published_at']} from {entry['source']}; runs: "
