@@ -50,6 +50,24 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_seedream.plugins.gallery.SeedreamImagesLink"],
+        "config": {
+            "seedream": {
+                "description": "The Seedream provider's settings for the api-server.",
+                "options": {
+                    "gallery_roots": {
+                        "description": "Where the UI's gallery may read images, manifests and cache "
+                        "records: comma-separated absolute folders and object-store URIs with their "
+                        "connection (s3://conn_id@bucket/prefix). Tasks write what the gallery reads, so "
+                        "it reads nothing outside these roots; empty, it reads nothing. Give the "
+                        "destinations and caches your DAGs store into, one root per trust domain.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/srv/seedream-assets,s3://aws_default@marketing-assets/seedream",
+                        "default": "",
+                    }
+                },
+            }
+        },
         "task-decorators": [
             {"name": "seedream", "class-name": "airflow_provider_seedream.decorators.seedream.seedream_task"}
         ],

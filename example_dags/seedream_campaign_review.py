@@ -58,7 +58,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_seedream.operators.seedream import SeedreamGenerateOperator
-from airflow_provider_seedream.plugins.gallery import image_url
+from airflow_provider_seedream.plugins.paths import image_url
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 from airflow_provider_seedream.utils.destinations import require_shared_destination
 

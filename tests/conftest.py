@@ -202,6 +202,46 @@ def hostile_server(monkeypatch):
         yield server
 
 
+GALLERY_PASSWORDS = {"viewer": "viewer-pw", "outsider": "outsider-pw"}
+
+
+@pytest.fixture(scope="module")
+def gallery_client(airflow_db, tmp_path_factory):
+    """The api-server Airflow builds (``create_app``), reached as a browser reaches it, with the auth
+    manager of ``gallery_auth.py``: ``viewer`` reads every DAG, ``outsider`` all but one. The gallery
+    reads nothing until a test sets ``[seedream] gallery_roots`` (``gallery_roots``)."""
+    from fastapi.testclient import TestClient
+
+    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    passwords.write_text(json.dumps(GALLERY_PASSWORDS))
+    settings = {
+        "AIRFLOW__CORE__AUTH_MANAGER": "gallery_auth.PerDagAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer,outsider:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "gallery-test-secret-0123456789abcdef-0123456789abcdef-0123456789",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        from airflow.api_fastapi.app import create_app
+
+        with TestClient(create_app()) as test_client:
+            yield test_client
+
+
+def login(client, user: str) -> dict[str, str]:
+    """The headers of a logged-in ``user`` of ``gallery_client``."""
+    response = client.post("/auth/token", json={"username": user, "password": GALLERY_PASSWORDS[user]})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def gallery_roots(monkeypatch, *roots) -> None:
+    """Configure the gallery's roots as an administrator does, for the api-server's next request."""
+    monkeypatch.setenv("AIRFLOW__SEEDREAM__GALLERY_ROOTS", ",".join(str(root) for root in roots))
+
+
 S3_CONN_ID = "moto_s3"
 """The Airflow connection of the moto S3 server the ``bucket`` fixture makes buckets in."""
 

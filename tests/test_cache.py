@@ -26,7 +26,7 @@ HAS_TASK_STATE_STORE = AIRFLOW_VERSION >= (3, 3)
 
 
 def fingerprint(hook: SeedreamHook, cache_key=None, **parameters) -> str:
-    return hook._fingerprint(hook.prepare_generation(**parameters), cache_key)
+    return hook.generation_cache("/cache").fingerprint(hook.prepare_generation(**parameters), cache_key)
 
 
 def entry_folder(cache: Path) -> Path:
@@ -78,7 +78,10 @@ class TestFingerprint:
             separators=(",", ":"),
             ensure_ascii=False,
         )
-        assert hook._fingerprint(prepared, None) == hashlib.sha256(text.encode()).hexdigest()
+        assert (
+            hook.generation_cache("/cache").fingerprint(prepared, None)
+            == hashlib.sha256(text.encode()).hexdigest()
+        )
 
     def test_a_reference_url_stands_for_itself(self, connection):
         hook = SeedreamHook()
@@ -176,7 +179,7 @@ class TestHookCache:
 
     def test_a_half_written_generation_is_never_a_hit(self, connection, tmp_path, monkeypatch):
         """Storing stops after the images, before the record: the next call generates."""
-        from airflow_provider_seedream._internal import cache as cache_module
+        from airflow_provider_seedream._internal.cache import generations as cache_module
 
         cache = tmp_path / "cache"
 
@@ -242,9 +245,9 @@ class TestHookCache:
         )
 
     def test_storing_fails_after_paying_keeps_the_links(self, connection, tmp_path, monkeypatch):
-        from airflow_provider_seedream.hooks import seedream as hook_module
+        from airflow_provider_seedream._internal.cache import generations as generations
 
-        monkeypatch.setattr(hook_module, "LINK_WAIT_SECONDS", 0.2)
+        monkeypatch.setattr(generations, "LINK_WAIT_SECONDS", 0.2)
         connection.links_of_next_generation(LinkFault(ready_after=30))
         with pytest.raises(SeedreamCacheStoreError) as raised:
             SeedreamHook().generate("a red bicycle", cache=str(tmp_path / "cache"))
@@ -351,9 +354,9 @@ class TestDagRuns:
     def test_storing_fails_after_paying_then_a_retry_stores_without_paying(
         self, run_dag, connection, tmp_path, monkeypatch, logs
     ):
-        from airflow_provider_seedream.hooks import seedream as hook_module
+        from airflow_provider_seedream._internal.cache import generations as generations
 
-        monkeypatch.setattr(hook_module, "LINK_WAIT_SECONDS", 0.5)
+        monkeypatch.setattr(generations, "LINK_WAIT_SECONDS", 0.5)
         connection.links_of_next_generation(LinkFault(ready_after=2))  # try 1 gives up waiting for them
         cache = tmp_path / "cache"
         dag_run = run_dag("seedream_cache_store_fails_test", run_conf={"cache": str(cache)})
@@ -433,3 +436,51 @@ class TestCopies:
         (location,) = hook.generate("a red bicycle", cache=bucket.uri("cache"))
         copy = hook.copy_stored_image(location, "0.{ext}", destination=str(tmp_path))
         assert Path(copy.location).read_bytes() == connection.served_images()[0]
+
+
+class TestConfinedToTheCache:
+    """A cache root is written by whoever can write it; what is read of it stays inside it."""
+
+    def test_a_link_in_the_cache_pointing_out_is_never_read(self, connection, tmp_path, logs):
+        cache, outside = tmp_path / "cache", tmp_path / "outside.png"
+        hook = SeedreamHook()
+        (location,) = hook.generate("a red bicycle", cache=str(cache))
+        outside.write_bytes(Path(location).read_bytes())  # the very bytes the record describes
+        Path(location).unlink()
+        Path(location).symlink_to(outside)
+        with pytest.raises(SeedreamDownloadError, match="is not an image of a Seedream generation cache"):
+            hook.copy_stored_image(location, "0.{ext}", destination=str(tmp_path / "assets"))
+        (again,) = hook.generate("a red bicycle", cache=str(cache))  # a lookup does not follow it either
+        assert again != location and posts(connection) == 2
+        assert "is a symbolic link inside" in logs() or "Ignoring the cache entry" in logs()
+
+    def test_a_copy_comes_only_from_the_cache_it_is_told(self, connection, tmp_path):
+        hook = SeedreamHook()
+        (location,) = hook.generate("a red bicycle", cache=str(tmp_path / "theirs"))
+        with pytest.raises(SeedreamDownloadError, match=r"below .*mine"):
+            hook.copy_stored_image(
+                location, "0.{ext}", destination=str(tmp_path / "assets"), cache=str(tmp_path / "mine")
+            )
+        copy = hook.copy_stored_image(
+            location, "0.{ext}", destination=str(tmp_path / "assets"), cache=str(tmp_path / "theirs")
+        )
+        assert Path(copy.location).read_bytes() == Path(location).read_bytes()
+
+    @pytest.mark.parametrize(
+        "forged",
+        [
+            "{cache}/../elsewhere/ab/{fp}/{gen}/0.png",  # a '..' segment
+            "{cache}/ab/{fp}/{gen}/../../../../secret.png",
+            "{cache}/zz/{fp}/{gen}/0.png",  # not the layout: the folder is not the fingerprint's start
+            "memory://cache/ab/{fp}/{gen}/0.png",
+        ],
+    )
+    def test_a_location_out_of_the_layout_is_refused(self, connection, tmp_path, forged):
+        hook = SeedreamHook()
+        (location,) = hook.generate("a red bicycle", cache=str(tmp_path / "cache"))
+        fp, gen = Path(location).parts[-3:-1]
+        (tmp_path / "secret.png").write_bytes(Path(location).read_bytes())
+        text = forged.format(cache=tmp_path / "cache", fp=fp, gen=gen)
+        with pytest.raises(SeedreamDownloadError, match="is not an image of a Seedream generation cache"):
+            hook.copy_stored_image(text, "0.{ext}", destination=str(tmp_path / "assets"))
+        assert not (tmp_path / "assets").exists()

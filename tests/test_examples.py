@@ -54,13 +54,46 @@ def test_publishing_is_scheduled_on_the_asset_the_marketing_store_updates(airflo
     assert [asset.uri for asset in scheduled_on.objects] == [outlet.uri]
 
 
-def test_a_manual_publication_without_asset_events_says_there_is_nothing(run_dag, connection, failure_logged):
+def test_a_manual_publication_without_asset_events_skips_and_stays_green(run_dag, connection, logs):
+    """What the UI's Trigger button does: a run without asset events, which has nothing to publish."""
     dag_run = run_dag("seedream_publish_new_images")
-    assert dag_run.state == "failed"
-    assert failure_logged(
-        "This run was started without asset events: there is nothing to publish.", ValueError
-    )
+    assert dag_run.state == "success"
+    assert dag_run.get_task_instance("publish").state == "skipped"
+    assert "This run was started without asset events (by hand, say): nothing to publish" in logs()
     assert connection.generation_requests() == []
+
+
+class Event:
+    """An asset event as a triggered run receives it: ``dag.test()`` cannot start an asset-triggered
+    run (make test-deploy has the scheduler do it), so the task's function is handed these."""
+
+    def __init__(self, extra: dict, timestamp: int) -> None:
+        self.extra, self.timestamp = extra, timestamp
+
+
+def test_a_publication_copies_only_from_the_marketing_cache(connection, tmp_path):
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+    cache, elsewhere = tmp_path / "assets" / "cache", tmp_path / "other-cache"
+    (trusted,) = SeedreamHook().generate("a red bicycle", cache=str(cache))
+    (other,) = SeedreamHook().generate("a blue kettle", cache=str(elsewhere))
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(Path(other).read_bytes())
+    publish = dag_bag(EXAMPLES).get_dag("seedream_publish_new_images").get_task("publish").python_callable
+    events = [
+        Event(
+            {"locations": ["a/0-0.png", "a/1-0.png", "a/2-0.png"], "sources": [trusted, other, str(secret)]},
+            1,
+        )
+    ]
+    params = {"live": str(tmp_path / "assets" / "live"), "cache": str(cache)}
+    with pytest.raises(AirflowFailException, match=r"Refused to publish \['1-0.png', '2-0.png'\]"):
+        publish(params=params, triggering_asset_events={"asset": events})
+    live = tmp_path / "assets" / "live" / "marketing"
+    assert sorted(path.name for path in live.iterdir()) == ["0-0.png", "published.json"]
+    assert (live / "0-0.png").read_bytes() == Path(trusted).read_bytes()
 
 
 def summary_rows(assets, dag_run) -> list[dict[str, str]]:

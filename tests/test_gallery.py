@@ -4,19 +4,16 @@ reaches it, logged in through the auth manager: what it shows, what it serves, a
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 
 import pytest
-from conftest import AIRFLOW_VERSION, API_KEY
+from conftest import AIRFLOW_VERSION, API_KEY, gallery_roots, login
 
-from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
-from airflow_provider_seedream.plugins import gallery
+from airflow_provider_seedream.plugins import gallery, paths
 
 pytestmark = pytest.mark.skipif(AIRFLOW_VERSION < (3, 1), reason="plugin tabs need Airflow 3.1+")
 DAG_ID = "seedream_cache_test"
-PASSWORDS = {"viewer": "viewer-pw", "outsider": "outsider-pw"}
 
 
 @pytest.fixture(scope="module")
@@ -40,36 +37,16 @@ def stored(tmp_path_factory, airflow_db):
     return run, root
 
 
-@pytest.fixture(scope="module")
-def client(stored, tmp_path_factory):
-    from fastapi.testclient import TestClient
-
-    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
-    passwords.write_text(json.dumps(PASSWORDS))
-    settings = {
-        "AIRFLOW__CORE__AUTH_MANAGER": "gallery_auth.PerDagAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer,outsider:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "gallery-test-secret-0123456789abcdef",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        from airflow.api_fastapi.app import create_app
-
-        with TestClient(create_app()) as test_client:
-            yield test_client
-
-
-def login(client, user: str) -> dict[str, str]:
-    response = client.post("/auth/token", json={"username": user, "password": PASSWORDS[user]})
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+@pytest.fixture
+def client(gallery_client, stored, monkeypatch):
+    """The api-server, its gallery reading below the run's cache and destination."""
+    _, root = stored
+    gallery_roots(monkeypatch, root / "cache", root / "assets")
+    return gallery_client
 
 
 def routes(run) -> list[str]:
-    base = f"{gallery.URL_PREFIX}"
+    base = paths.URL_PREFIX
     return [
         f"{base}/runs/{DAG_ID}/{run.run_id}",
         f"{base}/tasks/{DAG_ID}/{run.run_id}/store?map_index={{MAP_INDEX}}",
@@ -163,19 +140,32 @@ def test_nothing_but_what_a_manifest_lists_is_served(client, stored, path):
     assert client.get(route, headers=login(client, "viewer")).status_code == 404
 
 
-def test_a_changed_file_is_never_served_whole(client, stored, tmp_path):
+def test_a_changed_file_is_not_served_at_all(client, stored, caplog):
     run, _ = stored
     (location,) = run.get_task_instance("written").xcom_pull(task_ids="written")
     original = Path(location).read_bytes()
     Path(location).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     try:
         headers = login(client, "viewer")
-        route = f"/seedream/thumbnails/{DAG_ID}/{run.run_id}/written/-1/0"
-        assert client.get(route, headers=headers).status_code == 404
-        with pytest.raises(SeedreamDownloadError, match="recorded sha256"):  # it breaks off before its end
-            client.get(f"/seedream/images/{DAG_ID}/{run.run_id}/written/-1/0", headers=headers)
+        for kind in ("thumbnails", "images"):
+            answer = client.get(f"/seedream/{kind}/{DAG_ID}/{run.run_id}/written/-1/0", headers=headers)
+            assert answer.status_code == 404 and original[:64] not in answer.content
+        assert f"{DAG_ID} {run.run_id} written: image 0 does not hold what its record claims" in caplog.text
     finally:
         Path(location).write_bytes(original)
+
+
+def test_without_roots_the_gallery_reads_nothing_and_says_how_to_configure_it(
+    gallery_client, stored, monkeypatch
+):
+    run, _ = stored
+    monkeypatch.delenv("AIRFLOW__SEEDREAM__GALLERY_ROOTS", raising=False)
+    headers = login(gallery_client, "viewer")
+    page = gallery_client.get(f"/seedream/runs/{DAG_ID}/{run.run_id}", headers=headers)
+    assert page.status_code == 200 and "<img" not in page.text
+    assert "[seedream] gallery_roots" in page.text and "AIRFLOW__SEEDREAM__GALLERY_ROOTS" in page.text
+    for route in routes(run)[2:]:
+        assert gallery_client.get(route, headers=headers).status_code == 404
 
 
 def test_the_plugin_registers_its_tabs_and_app(client, stored):

@@ -516,7 +516,7 @@ class TestDestination:
         operator = SeedreamDownloadOperator(
             task_id="t", urls=connection.add_image(png()), destination=str(destination)
         )
-        with pytest.raises(AirflowFailException, match="is a symbolic link inside the destination"):
+        with pytest.raises(AirflowFailException, match="is a symbolic link inside"):
             operator.poke(_context())  # fails without retries: a retry would meet the same link
         assert files_under(outside) == []
 

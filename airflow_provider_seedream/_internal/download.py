@@ -8,9 +8,8 @@ import os
 import time
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import requests
 
@@ -30,6 +29,7 @@ from airflow_provider_seedream._internal.transport import (
 from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
 from airflow_provider_seedream.contract.imageinfo import EXTENSIONS, read_image_info
 from airflow_provider_seedream.contract.links import link_failure
+from airflow_provider_seedream.contract.records import StoredImage
 from airflow_provider_seedream.contract.redact import link_identity, redact_text, redact_url
 
 if TYPE_CHECKING:
@@ -37,28 +37,6 @@ if TYPE_CHECKING:
 
 SNIFF_BYTES = 64 * 1024
 """Enough of an image's start to know its format and, for all but odd JPEGs, its pixel size."""
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """One downloaded image: a manifest entry."""
-
-    source: str
-    """The link without its signing parameters: which image it is, with no credential in it."""
-    location: str
-    sha256: str
-    bytes: int
-    content_type: str
-    width: int | None
-    height: int | None
-    stored_at: str
-    generation: dict[str, Any] | None = None
-    """Copied from a generation cache: the facts of the generation that made it (model, prompt, when,
-    by which task, its estimated cost); ``None`` for a link's image (see the generate task's XCom
-    ``usage``)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def stream_image(

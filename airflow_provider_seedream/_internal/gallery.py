@@ -1,131 +1,193 @@
-"""What the UI's gallery shows of a task instance: the images its XCom says it stored, each proven by
-its record (a download's manifest, or a cache generation's record), read back bounded and checked,
-and their thumbnails (Pillow; bounded in pixels; kept in a small in-memory cache).
+"""What the UI's gallery shows of a task instance, and the bytes it serves.
 
-Nothing here takes a path or URI from a request: a task instance's XCom names its images, and only an
-image that its record lists, at the recorded location, is ever read.
+The gallery runs in the api-server, whose files and network Airflow keeps away from DAG authors, and
+it finds what to show in XCom, manifests and cache records, which DAG authors' tasks write: all of it
+is untrusted input here. So:
+
+- it reads only below the roots an administrator configured (``[seedream] gallery_roots``, read at
+  every request; unset, it reads nothing), each location proven inside one (``_internal.roots``)
+  before anything is opened: a manifest, a cache record, an image;
+- an image is served only after all of its bytes matched its record's size and sha256 and its first
+  bytes are those of the recorded type, its size capped before reading at the largest image the
+  models make; until then it waits in a spooled file, so not a byte of a false claim leaves;
+- a thumbnail is made from such proven bytes only.
 """
 
 from __future__ import annotations
 
 import io
+import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
-from airflow_provider_seedream._internal.cache import record_of_location, verified_chunks
+from airflow_provider_seedream._internal.cache.records import image_in_record
 from airflow_provider_seedream._internal.manifest import read_manifest
-from airflow_provider_seedream._internal.storage import as_storage_path
+from airflow_provider_seedream._internal.roots import Place, Root
 from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
-from airflow_provider_seedream.contract.imageinfo import MEDIA_TYPES
+from airflow_provider_seedream.contract.imageinfo import read_image_info
+from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES
+from airflow_provider_seedream.contract.records import GenerationFacts, StoredImage, parse_image
 from airflow_provider_seedream.contract.response import is_api_link
 
+ROOTS_OPTION = ("seedream", "gallery_roots")
+"""The Airflow option (``AIRFLOW__SEEDREAM__GALLERY_ROOTS``): comma-separated local folders and
+object-store URIs (``s3://conn_id@bucket/prefix``) below which the gallery may read."""
+MAX_IMAGE_BYTES = DEFAULT_MAX_IMAGE_BYTES
+"""The largest image the models make (a 4096x4096 image, ``links.DEFAULT_MAX_IMAGE_BYTES``): a record
+claiming more is refused before anything is read."""
+READ_SECONDS = 60.0
+"""Longest the api-server reads one image, however slowly its store answers."""
+SPOOL_BYTES = 8 * 1024 * 1024
+"""Proven images up to this size wait in memory, larger ones in a temporary file."""
+SERVE_CHUNK = 1024 * 1024
 THUMBNAIL_SIDE = 320
 MAX_THUMBNAIL_PIXELS = 4096 * 4096
 """The largest image Seedream makes: a thumbnail of anything larger is refused, which bounds the
 decoding's memory and time."""
 THUMBNAILS_KEPT = 512
-"""Thumbnails kept in memory, by the image's sha256 (about 20 KB each)."""
+"""Thumbnails kept in memory, by the proven image's sha256 (about 20 KB each)."""
+NOT_CONFIGURED = (
+    "The gallery shows only images stored below the roots an administrator configured, and none is: "
+    "set the Airflow option [seedream] gallery_roots (AIRFLOW__SEEDREAM__GALLERY_ROOTS) on the "
+    "api-server to the destinations and caches your DAGs store into, comma-separated "
+    "(/srv/seedream-assets, s3://aws_conn@bucket/prefix)."
+)
+
+
+def gallery_roots(log: Any) -> list[Root]:
+    """The configured roots, as the api-server's configuration says now; a root it cannot read as an
+    absolute folder or an object-store URI is left out, with a warning."""
+    from airflow.providers.common.compat.sdk import conf
+
+    roots = []
+    for text in str(conf.get(*ROOTS_OPTION, fallback="") or "").split(","):
+        text = text.strip()
+        if not text:
+            continue
+        if "://" not in text and not text.startswith("/"):
+            log.warning("Ignoring the gallery root %r: give an absolute folder or a storage URI", text)
+            continue
+        try:
+            roots.append(Root.of(text))
+        except ValueError as err:
+            log.warning("Ignoring the gallery root %r: %s", text, err)
+    return roots
+
+
+def place_in(roots: list[Root], location: Any) -> Place | None:
+    """Where ``location`` lies below one of ``roots``, or ``None`` (outside every one: never opened)."""
+    return next((place for root in roots if (place := root.place(location)) is not None), None)
 
 
 @dataclass(frozen=True)
 class GalleryImage:
-    """One stored image as its record describes it."""
+    """One image a task instance stored, as its record describes it, at its place below a root."""
 
     index: int
-    location: str
-    sha256: str
-    bytes: int
-    content_type: str
-    width: int | None
-    height: int | None
-    prompt: str | None
-    model: str | None
-    estimated_cost_usd: float | None
+    place: Place
+    image: StoredImage
 
-    def record(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "bytes": self.bytes}
+    @property
+    def facts(self) -> GenerationFacts:
+        return self.image.generation or GenerationFacts()
 
 
-def task_images(returned: Any, manifest: Any, log: Any) -> list[GalleryImage]:
-    """The images a task instance stored, in order: a download's (``returned`` its locations, every one
-    listed by its ``manifest``), or a generate task's with ``cache`` (each location listed by the cache
-    record beside it). Links (a generate task without cache) show nothing: they expire."""
+def task_images(returned: Any, manifest: Any, roots: list[Root], log: Any, task: str) -> list[GalleryImage]:
+    """The images ``task`` (its name, for warnings) stored, in order: a download's (``returned`` its
+    locations, each listed by its ``manifest``), or a generate task's with ``cache`` (each listed by the
+    cache record beside it). Links (a generate task without cache) show nothing: they expire. Only what
+    lies below ``roots`` is read; what does not is left out, with a warning naming the task.
+
+    :raises SeedreamDownloadError: a store could not be read."""
     locations = [item for item in returned if isinstance(item, str)] if isinstance(returned, list) else []
-    if not locations or any(is_api_link(location) for location in locations):
+    if not roots or not locations or any(is_api_link(location) for location in locations):
         return []
+    entries: dict[Any, Any] | None = None
     if isinstance(manifest, str):
-        entries = {
-            entry.get("location"): entry
-            for entry in read_manifest(manifest, log) or []
-            if isinstance(entry, dict)
-        }
-        return [
-            _image(index, location, entries[location], entries[location].get("generation") or {})
-            for index, location in enumerate(locations)
-            if _is_entry(entries.get(location))
-        ]
+        manifest_place = place_in(roots, manifest)
+        if manifest_place is None:
+            log.warning("%s: its manifest %r is outside every gallery root: not read", task, manifest[:300])
+            return []
+        listed = read_manifest(manifest_place, log) or []
+        entries = {entry.get("location"): entry for entry in listed if isinstance(entry, dict)}
     images = []
     for index, location in enumerate(locations):
-        try:
-            record, entry = record_of_location(location, log)
-        except SeedreamDownloadError:
+        place = place_in(roots, location)
+        if place is None:
+            log.warning(
+                "%s: image %d, %r, is outside every gallery root: not read", task, index, location[:300]
+            )
             continue
-        facts = {**record, "estimated_cost_usd": (record.get("usage") or {}).get("price_per_image_usd")}
-        images.append(_image(index, location, {**entry, "location": location}, facts))
+        if entries is not None:
+            image = parse_image(entries.get(location))
+        else:
+            found = image_in_record(place, log)
+            image = (
+                None
+                if found is None
+                else found[1].model_copy(update={"generation": GenerationFacts.of_record(found[0])})
+            )
+        if image is None:
+            log.warning("%s: image %d, %s, has no record that describes it: not shown", task, index, place)
+            continue
+        images.append(GalleryImage(index, place, image))
     return images
 
 
-def _is_entry(entry: Any) -> bool:
-    return (
-        isinstance(entry, dict)
-        and isinstance(entry.get("sha256"), str)
-        and type(entry.get("bytes")) is int
-        and entry.get("content_type") in MEDIA_TYPES.values()
-    )
-
-
-def _image(index: int, location: str, entry: dict[str, Any], facts: dict[str, Any]) -> GalleryImage:
-    return GalleryImage(
-        index=index,
-        location=location,
-        sha256=entry["sha256"],
-        bytes=entry["bytes"],
-        content_type=entry["content_type"],
-        width=entry.get("width"),
-        height=entry.get("height"),
-        prompt=facts.get("prompt"),
-        model=facts.get("model"),
-        estimated_cost_usd=facts.get("estimated_cost_usd"),
-    )
-
-
-def image_chunks(image: GalleryImage) -> Iterator[bytes]:
-    """The stored bytes, checked against the record: a changed file breaks off before its end, so
-    nobody is shown a wrong image whole."""
-    return verified_chunks(as_storage_path(image.location), image.record(), image.location)
+def proven_bytes(image: GalleryImage, log: Any, task: str) -> IO[bytes] | None:
+    """The image's bytes, once all of them matched the record (size, sha256) and its first bytes are
+    those of the recorded type; ``None`` (with a warning naming the task) when its claims do not hold.
+    The caller closes what it gets."""
+    claimed = image.image
+    if claimed.bytes > MAX_IMAGE_BYTES:
+        log.warning(
+            "%s: image %d claims %d bytes, over the %d a Seedream image can have: not read",
+            task,
+            image.index,
+            claimed.bytes,
+            MAX_IMAGE_BYTES,
+        )
+        return None
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115  # handed to the caller
+    try:
+        for chunk in image.place.verified_chunks(claimed, READ_SECONDS):
+            spool.write(chunk)
+        spool.seek(0)
+        info = read_image_info(spool.read(64 * 1024))
+        if info is None or info.media_type != claimed.content_type:
+            raise SeedreamDownloadError(f"{image.place} is not the {claimed.content_type} its record says")
+    except SeedreamDownloadError as err:
+        spool.close()
+        log.warning(
+            "%s: image %d does not hold what its record claims (%s): not served", task, image.index, err
+        )
+        return None
+    spool.seek(0)
+    return spool
 
 
 class Thumbnails:
-    """Thumbnails made with Pillow, at most ``THUMBNAIL_SIDE`` pixels a side, kept by sha256."""
+    """Thumbnails made with Pillow from proven bytes, at most ``THUMBNAIL_SIDE`` pixels a side, kept by
+    sha256."""
 
     def __init__(self, kept: int = THUMBNAILS_KEPT) -> None:
         self._kept = kept
         self._made: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def of(self, image: GalleryImage) -> tuple[bytes, str]:
-        """The thumbnail's bytes and media type (JPEG for photographs, PNG for images with
-        transparency)."""
+    def of(self, image: GalleryImage, data: bytes) -> tuple[bytes, str]:
+        """The thumbnail of ``data`` (the image's proven bytes) and its media type (JPEG for
+        photographs, PNG for images with transparency)."""
+        sha256 = image.image.sha256
         with self._lock:
-            if image.sha256 in self._made:
-                self._made.move_to_end(image.sha256)
-                return self._made[image.sha256]
-        made = _thumbnail(b"".join(image_chunks(image)), image.location)
+            if sha256 in self._made:
+                self._made.move_to_end(sha256)
+                return self._made[sha256]
+        made = _thumbnail(data, str(image.place))
         with self._lock:
-            self._made[image.sha256] = made
+            self._made[sha256] = made
             while len(self._made) > self._kept:
                 self._made.popitem(last=False)
         return made

@@ -9,14 +9,15 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_seedream._internal.roots import Place, Root
 from airflow_provider_seedream._internal.storage import (
     as_storage_path,
     join,
-    storage_error,
     storage_target,
     write_atomically,
 )
 from airflow_provider_seedream.contract.imageinfo import EXTENSIONS, FORMATS_BY_MEDIA_TYPE
+from airflow_provider_seedream.contract.records import StoredImage, parse_image
 from airflow_provider_seedream.contract.redact import link_identity
 from airflow_provider_seedream.contract.response import is_api_link
 
@@ -35,49 +36,41 @@ def stored_entries(
     log: Any,
 ) -> dict[int, dict[str, Any]]:
     """Index -> manifest entry, for every image the manifest proves is stored: the entry names the same
-    link, the location this index is written to, and a file of the recorded size. Anything else is
-    fetched again, and an unreadable manifest is rebuilt.
+    link, the location this index is written to, and a regular file of the recorded size is there
+    (reached from the destination without following links). Anything else is fetched again, and an
+    unreadable manifest is rebuilt.
 
     :raises SeedreamDownloadError: the store could not be read (not a missing or broken manifest)."""
-    entries = read_manifest(join(destination, manifest_name), log)
+    root = Root.of(destination)
+    entries = read_manifest(root.at(manifest_name), log)
     if entries is None:
         return {}
     stored: dict[int, dict[str, Any]] = {}
     for entry in entries:
         index = entry.get("index") if isinstance(entry, dict) else None
+        image = parse_image(entry)
         if (
             isinstance(index, int)
             and not isinstance(index, bool)
             and 0 <= index < len(urls)
-            and entry.get("source")
-            == (link_identity(urls[index]) if is_api_link(urls[index]) else urls[index])
-            and _is_stored_file(entry, join(destination, names[index]))
+            and image is not None
+            and image.source == (link_identity(urls[index]) if is_api_link(urls[index]) else urls[index])
+            and _is_stored_file(image, destination, root, names[index])
         ):
             stored[index] = entry
     return stored
 
 
-def read_manifest(location: Any, log: Any) -> list[Any] | None:
-    """The image entries of the manifest at ``location`` (bounded); ``None`` when there is none, or
-    it is unreadable or lists no images (logged: it will be rebuilt).
+def read_manifest(place: Place, log: Any) -> list[Any] | None:
+    """The image entries of the manifest at ``place`` (bounded); ``None`` when there is none, or it is
+    unreadable or lists no images (logged: it will be rebuilt).
 
     :raises SeedreamDownloadError: the store could not be read."""
-    manifest = as_storage_path(location)
-    try:
-        with manifest.open("rb") as handle:
-            raw = handle.read(MANIFEST_READ_LIMIT + 1)
-        entries = json.loads(raw)["images"] if len(raw) <= MANIFEST_READ_LIMIT else None
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
-        log.warning("Ignoring the unreadable manifest %s (%s): it will be rebuilt", manifest, err)
-        return None
-    except Exception as err:  # an object store's client error that fsspec did not translate
-        raise storage_error(err, manifest, "read") from None
-    if not isinstance(entries, list):
-        log.warning("Ignoring the manifest %s: it lists no images; it will be rebuilt", manifest)
-        return None
-    return entries
+    document = place.read_json(MANIFEST_READ_LIMIT, log, "manifest", "it will be rebuilt")
+    entries = document.get("images") if isinstance(document, dict) else None
+    if document is not None and not isinstance(entries, list):
+        log.warning("Ignoring the manifest %s: it lists no images; it will be rebuilt", place)
+    return entries if isinstance(entries, list) else None
 
 
 def write_manifest(
@@ -92,21 +85,16 @@ def write_manifest(
     )
 
 
-def _is_stored_file(entry: dict[str, Any], target: Any) -> bool:
-    """The entry's location is where this index is written (for its content type), and a file of the
-    recorded size is there."""
-    content_type, size, location = entry.get("content_type"), entry.get("bytes"), entry.get("location")
-    if (
-        content_type not in FORMATS_BY_MEDIA_TYPE
-        or not isinstance(size, int)
-        or not isinstance(location, str)
-    ):
+def _is_stored_file(
+    image: StoredImage, destination: str | os.PathLike[str] | ObjectStoragePath, root: Root, name: str
+) -> bool:
+    """The entry's location is where this index is written (for its content type), and a regular file
+    of the recorded size is there."""
+    extension = EXTENSIONS[FORMATS_BY_MEDIA_TYPE[image.content_type]]
+    expected = storage_target(join(destination, name), extension)[1]
+    if image.location != expected:
         return False
-    path, expected = storage_target(target, EXTENSIONS[FORMATS_BY_MEDIA_TYPE[content_type]])
-    try:
-        return location == expected and path.is_file() and path.stat().st_size == size
-    except (OSError, ValueError):
-        return False
+    return root.at(name.replace("{ext}", extension)).size() == image.bytes
 
 
 def stored_summary(entries: list[dict[str, Any]], run_id: str, manifest: str) -> dict[str, Any]:

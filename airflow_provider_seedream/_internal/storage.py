@@ -198,7 +198,7 @@ def _write_then_move(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None
 
 def _write_local(root: str, relative: str, chunks: Iterable[bytes]) -> None:
     *folders, name = relative.split("/")
-    with _open_folder(root, folders) as folder_fd:
+    with open_folder(root, folders) as folder_fd:
         temporary = f".{name}.{uuid.uuid4().hex[:12]}.part"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(temporary, flags, 0o666, dir_fd=folder_fd)
@@ -217,10 +217,12 @@ def _write_local(root: str, relative: str, chunks: Iterable[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _open_folder(root: str, folders: list[str], create: bool = True):  # type: ignore[no-untyped-def]
-    """A descriptor of ``root/folders...``, made as needed, refusing any link below ``root``.
+def open_folder(root: str, folders: list[str], create: bool = True):  # type: ignore[no-untyped-def]
+    """A descriptor of ``root/folders...``, made as needed when ``create``, refusing any link below
+    ``root``.
 
-    ``root`` itself (the destination the DAG names) may be a link: that is the user's choice."""
+    ``root`` itself (the destination the DAG names, a root an administrator configured) may be a link:
+    that is its owner's choice."""
     if create:
         os.makedirs(root, exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -239,8 +241,8 @@ def _open_folder(root: str, folders: list[str], create: bool = True):  # type: i
                 ):
                     below = "/".join(folders[: index + 1])
                     raise SeedreamDownloadError(
-                        f"{posixpath.join(root, below)} is a symbolic link inside the destination {root}; "
-                        "links below the destination are not followed when writing",
+                        f"{posixpath.join(root, below)} is a symbolic link inside {root}; links below it "
+                        "are not followed",
                         retryable=False,
                     ) from None
                 raise
@@ -254,7 +256,7 @@ def _open_folder(root: str, folders: list[str], create: bool = True):  # type: i
 def _list_folder(root: ObjectStoragePath, folder: str) -> list[str]:
     try:
         if is_local(root):
-            with _open_folder(root.path, [part for part in folder.split("/") if part], create=False) as fd:
+            with open_folder(root.path, [part for part in folder.split("/") if part], create=False) as fd:
                 return os.listdir(fd)
         fs = root.fs
         listed = fs.ls(posixpath.join(root.path, folder), detail=False)
@@ -267,7 +269,7 @@ def _remove(root: ObjectStoragePath, relative: str) -> None:
     folder, _, name = relative.rpartition("/")
     with contextlib.suppress(FileNotFoundError):
         if is_local(root):
-            with _open_folder(root.path, [part for part in folder.split("/") if part], create=False) as fd:
+            with open_folder(root.path, [part for part in folder.split("/") if part], create=False) as fd:
                 os.unlink(name, dir_fd=fd)
         else:
             root.fs.rm(posixpath.join(root.path, relative))

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NamedTuple, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -292,6 +292,13 @@ class GenerationOptions(TypedDict, total=False):
     max_images: int | None
     watermark: bool | None
     optimize_prompt_mode: str | None
+
+
+class PreparedGeneration(NamedTuple):
+    """A validated request and the body to send: everything that can fail before sending has."""
+
+    request: GenerateRequest
+    body: dict[str, Any]
 
 
 def build_request(**fields: Any) -> GenerateRequest:

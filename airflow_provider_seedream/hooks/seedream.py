@@ -8,21 +8,17 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_seedream._internal.cache import (
-    LINK_POLL_SECONDS,
-    LINK_WAIT_SECONDS,
+from airflow_provider_seedream._internal.cache.generations import (
     CachedGeneration,
     GenerationCache,
     copy_cached_image,
-    generation_fingerprint,
-    new_record,
 )
-from airflow_provider_seedream._internal.download import StoredImage, stream_image
+from airflow_provider_seedream._internal.download import stream_image
 from airflow_provider_seedream._internal.references import resolve_references
 from airflow_provider_seedream._internal.transport import (
     ERROR_BODY_SECONDS,
@@ -37,16 +33,11 @@ from airflow_provider_seedream.contract.connection import (
     ConnectionSettings,
     base_url_from_connection,
 )
-from airflow_provider_seedream.contract.exceptions import (
-    SeedreamCacheStoreError,
-    SeedreamDownloadError,
-    SeedreamError,
-    SeedreamLinkNotReadyError,
-    may_retry,
-)
+from airflow_provider_seedream.contract.exceptions import SeedreamError, may_retry
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
+from airflow_provider_seedream.contract.records import StoredImage
 from airflow_provider_seedream.contract.redact import Secrets, mask_signatures, redact_url
-from airflow_provider_seedream.contract.request import GenerateRequest, GenerationOptions, build_request
+from airflow_provider_seedream.contract.request import GenerationOptions, PreparedGeneration, build_request
 from airflow_provider_seedream.contract.specs import MODEL_SPECS
 from airflow_provider_seedream.contract.usage import Usage
 from airflow_provider_seedream.version_compat import connection_form_widgets
@@ -58,13 +49,6 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["CachedGeneration", "PreparedGeneration", "SeedreamHook", "StoredImage"]
-
-
-class PreparedGeneration(NamedTuple):
-    """A validated request and the body to send: everything that can fail before sending has."""
-
-    request: GenerateRequest
-    body: dict[str, Any]
 
 
 class SeedreamHook(BaseHook):
@@ -180,17 +164,16 @@ class SeedreamHook(BaseHook):
         :raises SeedreamConnectionError: the API could not be reached; nothing was sent.
         """
         prepared = self.prepare_generation(prompt=prompt, **options)
-        if cache is not None:
-            hit = self.cached_generation(prepared, cache, cache_key=cache_key)
-            if hit is not None:
-                return hit.locations
+        generation_cache = self.generation_cache(cache) if cache is not None else None
+        if generation_cache is not None and (hit := generation_cache.find(prepared, cache_key)) is not None:
+            return hit.locations
         usage = self.usage_for(prepared.request.model)  # the cache's record keeps what it cost
         urls = self.send_generation(
             prepared, usage=usage, read_timeout=read_timeout, retry_possibly_billed=retry_possibly_billed
         )
-        if cache is None:
+        if generation_cache is None:
             return urls
-        return self.store_generation(prepared, urls, cache, cache_key=cache_key, usage=usage)
+        return generation_cache.store(prepared, urls, cache_key=cache_key, usage=usage)
 
     def prepare_generation(self, **parameters: Any) -> PreparedGeneration:
         """Validate a request and read its reference images: everything :meth:`generate` does before
@@ -253,106 +236,12 @@ class SeedreamHook(BaseHook):
         )
         return urls
 
-    def _fingerprint(self, prepared: PreparedGeneration, cache_key: Any) -> str:
-        spec = prepared.request.spec
-        return generation_fingerprint(f"{self.base_url}{spec.path}", prepared.body, spec, cache_key)
+    def generation_cache(self, root: str | os.PathLike[str] | ObjectStoragePath) -> GenerationCache:
+        """The generation cache at ``root`` for this connection's API: what :meth:`generate` finds
+        earlier generations in and stores new ones into (the operators use it the same way).
 
-    def cached_generation(
-        self,
-        prepared: PreparedGeneration,
-        cache: str | os.PathLike[str] | ObjectStoragePath,
-        *,
-        cache_key: Any = None,
-    ) -> CachedGeneration | None:
-        """The verified entry of ``cache`` for this request (see :meth:`generate`), or ``None``. Every
-        image of an entry is read back and checked against its recorded size and sha256; an entry that
-        fails is logged and counts as a miss."""
-        generation_cache = GenerationCache(cache)
-        fingerprint = self._fingerprint(prepared, cache_key)
-        try:
-            hit = generation_cache.lookup(fingerprint, self.log)
-        except SeedreamDownloadError as err:
-            raise SeedreamDownloadError(
-                f"Could not read the cache {generation_cache}: {err}", retryable=err.retryable
-            ) from None
-        entry = f"{generation_cache}/{generation_cache.entry_name(fingerprint)}"
-        if hit is None:
-            self.log.info("No generation of this request in the cache (%s): generating.", entry)
-            return None
-        self.log.info(
-            "Reusing %d image(s) from the cache (%s), %s: nothing was sent.",
-            len(hit.locations),
-            entry,
-            hit.describe(),
-        )
-        return hit
-
-    def store_generation(
-        self,
-        prepared: PreparedGeneration,
-        urls: list[str],
-        cache: str | os.PathLike[str] | ObjectStoragePath,
-        *,
-        cache_key: Any = None,
-        usage: Usage | None = None,
-    ) -> list[str]:
-        """Store the images of this request's generation (its ``urls``) into ``cache`` and return their
-        locations there. Links that do not answer yet are waited for (up to ``LINK_WAIT_SECONDS``).
-
-        :raises SeedreamCacheStoreError: storing failed; its ``urls`` are the links, still paid for."""
-        generation_cache = GenerationCache(cache)
-        fingerprint = self._fingerprint(prepared, cache_key)
-        generation, folder = generation_cache.generation_folder(fingerprint)
-        try:
-            stored = [
-                self._download_when_ready(url, f"{folder}/{index}.{{ext}}", cache)
-                for index, url in enumerate(urls)
-            ]
-            request = prepared.request
-            record = new_record(
-                fingerprint,
-                generation,
-                model=request.model,
-                endpoint=f"{self.base_url}{request.spec.path}",
-                prompt=request.prompt,
-                cache_key=cache_key,
-                images=[
-                    {
-                        "index": index,
-                        "file": image.location.rsplit("/", 1)[-1],
-                        "source": image.source,
-                        "sha256": image.sha256,
-                        "bytes": image.bytes,
-                        "content_type": image.content_type,
-                        "width": image.width,
-                        "height": image.height,
-                    }
-                    for index, image in enumerate(stored)
-                ],
-                usage=usage.to_dict() if usage is not None else None,
-                generated_by=_running_task(),
-            )
-            generation_cache.write_record(fingerprint, generation, record)
-        except SeedreamDownloadError as err:
-            raise SeedreamCacheStoreError(
-                f"Could not store the generated images into the cache {generation_cache}: {err}",
-                urls,
-                retryable=err.retryable,
-            ) from None
-        self.log.info("Stored %d generated image(s) in the cache (%s/%s)", len(stored), cache, folder)
-        return [image.location for image in stored]
-
-    def _download_when_ready(
-        self, url: str, name: str, destination: str | os.PathLike[str] | ObjectStoragePath
-    ) -> StoredImage:
-        deadline = time.monotonic() + LINK_WAIT_SECONDS
-        while True:
-            try:
-                return self.download_image(url, name, destination=destination)
-            except SeedreamLinkNotReadyError:
-                if time.monotonic() + LINK_POLL_SECONDS > deadline:
-                    raise
-                time.sleep(LINK_POLL_SECONDS)
+        :raises SeedreamValidationError: ``root`` is empty or no location."""
+        return GenerationCache(root, base_url=self.base_url, download=self.download_image, log=self.log)
 
     def copy_stored_image(
         self,
@@ -360,15 +249,20 @@ class SeedreamHook(BaseHook):
         path: str,
         *,
         destination: str | os.PathLike[str] | ObjectStoragePath,
+        cache: str | os.PathLike[str] | ObjectStoragePath | None = None,
         max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
     ) -> StoredImage:
         """Copy an image a generation cache holds (a location :meth:`generate` returned with ``cache``)
         to ``path`` below ``destination``, as :meth:`download_image` stores a link's: checked against the
         cache's record of it (size, sha256), server-side between objects of one S3 connection.
 
-        :raises SeedreamDownloadError: the location is no cached image, or it no longer checks."""
+        :param cache: the cache root the location must lie in. Give it whenever the location comes from
+            someone else (an asset event, which REST users can create too); without it, the location
+            must lie in the layout of some cache, below the root that layout gives it.
+        :raises SeedreamDownloadError: the location is no cached image (below ``cache``), or it no
+            longer checks."""
         image, target = copy_cached_image(
-            location, path, destination=destination, max_bytes=max_bytes, log=self.log
+            location, path, destination=destination, cache=cache, max_bytes=max_bytes, log=self.log
         )
         from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
@@ -461,20 +355,3 @@ class SeedreamHook(BaseHook):
             return False, reasons.pop() if len(reasons) == 1 else refusals
         message = f"Connected to {self.base_url}; the API key was accepted for {', '.join(accepted)}"
         return True, f"{message}, and refused for {refusals}" if refused else f"{message}."
-
-
-def _running_task() -> dict[str, Any] | None:
-    """The running task instance's ids, for a cache record; ``None`` outside a task."""
-    from airflow.providers.common.compat.sdk import get_current_context
-
-    try:
-        ti = get_current_context()["ti"]
-    except Exception:  # no task is running (each Airflow version says so with its own error)
-        return None
-    return {
-        "dag_id": ti.dag_id,
-        "run_id": ti.run_id,
-        "task_id": ti.task_id,
-        "map_index": ti.map_index,
-        "try_number": ti.try_number,
-    }

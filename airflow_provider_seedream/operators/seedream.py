@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
+    from airflow_provider_seedream._internal.cache.generations import GenerationCache
+    from airflow_provider_seedream.contract.request import PreparedGeneration
     from airflow_provider_seedream.contract.usage import Usage
-    from airflow_provider_seedream.hooks.seedream import PreparedGeneration, SeedreamHook
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 __all__ = ["SeedreamDownloadOperator", "SeedreamGenerateOperator"]
 
@@ -144,8 +146,9 @@ class SeedreamGenerateOperator(BaseOperator):
             opt_in = hook.possibly_billed_opt_in(self.retry_possibly_billed)
             prepared = hook.prepare_generation(**self._request_arguments())
             usage = hook.usage_for(prepared.request.model)
-            if self.cache is not None:  # a hit is free: it goes before anything an earlier try left
-                hit = hook.cached_generation(prepared, self.cache, cache_key=self.cache_key)
+            cache = hook.generation_cache(self.cache) if self.cache is not None else None
+            if cache is not None:  # a hit is free: it goes before anything an earlier try left
+                hit = cache.find(prepared, self.cache_key)
                 if hit is not None:
                     usage.images_reused = len(hit.locations)
                     self._report(context, usage)
@@ -155,7 +158,7 @@ class SeedreamGenerateOperator(BaseOperator):
                 urls = state.resume(retry_possibly_billed=opt_in, log=self.log)
                 if urls is not None:
                     usage.images_reused = len(urls)  # paid for by an earlier try
-                    return self._hand_on(context, hook, prepared, urls, usage, state)
+                    return self._hand_on(context, cache, prepared, urls, usage, state)
         except SeedreamError as err:
             raise task_failure(err) from err
         if state is not None:
@@ -175,12 +178,12 @@ class SeedreamGenerateOperator(BaseOperator):
             raise
         if state is not None:
             state.mark_generated(urls)
-        return self._hand_on(context, hook, prepared, urls, usage, state)
+        return self._hand_on(context, cache, prepared, urls, usage, state)
 
     def _hand_on(
         self,
         context: Context,
-        hook: SeedreamHook,
+        cache: GenerationCache | None,
         prepared: PreparedGeneration,
         urls: list[str],
         usage: Usage,
@@ -191,11 +194,9 @@ class SeedreamGenerateOperator(BaseOperator):
         When storing fails, a retry must not pay again: with the task state store (which holds the
         links) the task fails as the storage failure says, and the retry stores them; without it the
         links are returned, so that nothing paid for is lost."""
-        if self.cache is not None:
+        if cache is not None:
             try:
-                urls = hook.store_generation(
-                    prepared, urls, self.cache, cache_key=self.cache_key, usage=usage
-                )
+                urls = cache.store(prepared, urls, cache_key=self.cache_key, usage=usage)
             except SeedreamCacheStoreError as err:
                 self._report(context, usage, failing=True)
                 if state is None:
@@ -208,7 +209,7 @@ class SeedreamGenerateOperator(BaseOperator):
                     raise
                 raise AirflowFailException(f"{type(err).__name__}: {err}") from err
         self._report(context, usage)
-        return self._remember(prepared, urls, usage, stored=self.cache is not None)
+        return self._remember(prepared, urls, usage, stored=cache is not None)
 
     def _remember(
         self, prepared: PreparedGeneration, locations: list[str], usage: Usage, *, stored: bool

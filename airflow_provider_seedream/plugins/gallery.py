@@ -10,37 +10,14 @@ Airflow 2.11 and 3.0, which have no plugin tabs, the module defines no plugin at
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, conf
+from airflow.providers.common.compat.sdk import BaseOperatorLink
 
+from airflow_provider_seedream.plugins.paths import RUN_TAB_ROUTE, TAB_ROUTE, URL_PREFIX, base_path
 from airflow_provider_seedream.version_compat import AIRFLOW_VERSION
 
 GALLERY_AVAILABLE = AIRFLOW_VERSION >= (3, 1)
-URL_PREFIX = "/seedream"
-"""Where the api-server mounts the gallery's app, below its base path."""
-TAB_ROUTE = "seedream-images"
-"""The task instance tab's route in the UI: ``.../plugin/seedream-images``."""
-RUN_TAB_ROUTE = "seedream-run-images"
-"""The DAG run tab's (routes are unique across all views)."""
-
-
-def base_path() -> str:
-    """The UI's path below its host (``[api] base_url``), for links made outside a request."""
-    base_url = conf.get("api", "base_url", fallback="/") or "/"
-    return (urlsplit(base_url).path if "://" in base_url else base_url).rstrip("/")
-
-
-def image_path(kind: str, dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> str:
-    """Where the gallery app serves a stored image (``kind`` "images") or its thumbnail
-    ("thumbnails"), below the app's prefix."""
-    parts = (dag_id, run_id, task_id, str(map_index), str(index))
-    return f"/{kind}/" + "/".join(quote(part, safe="") for part in parts)
-
-
-def image_url(kind: str, dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> str:
-    """:func:`image_path` as the UI's pages link it (the Required Actions page's Markdown, say)."""
-    return f"{base_path()}{URL_PREFIX}{image_path(kind, dag_id, run_id, task_id, map_index, index)}"
 
 
 class SeedreamImagesLink(BaseOperatorLink):

@@ -3,8 +3,9 @@
 Airflow does not protect a plugin's routes: every route here requires a user the auth manager
 lets read the DAG's task instances (``requires_access_dag``, as the DAG's own pages), so an
 anonymous request gets 401 and a user without access to the DAG 403. What is shown is found from
-the ids in the URL only: the task instances' XCom names their images, and
-``_internal.gallery`` reads only those their records list; anything else is 404.
+the ids in the URL only: the task instances' XCom names their images, which DAG authors wrote, so
+``_internal.gallery`` reads only below the configured roots and serves only proven bytes; anything
+else is 404.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -19,9 +21,17 @@ from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from airflow_provider_seedream._internal.gallery import GalleryImage, Thumbnails, image_chunks, task_images
+from airflow_provider_seedream._internal.gallery import (
+    NOT_CONFIGURED,
+    SERVE_CHUNK,
+    GalleryImage,
+    Thumbnails,
+    gallery_roots,
+    proven_bytes,
+    task_images,
+)
 from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
-from airflow_provider_seedream.plugins.gallery import image_path
+from airflow_provider_seedream.plugins.paths import image_path
 
 log = logging.getLogger(__name__)
 READ_TASK_INSTANCES = [
@@ -52,15 +62,20 @@ async def _security_headers(request: Request, call_next: Any) -> Response:
 class _Task:
     """One task instance of the run that stored images, and what its XCom says."""
 
-    def __init__(self, task_id: str, map_index: int, name: str | None) -> None:
+    def __init__(self, dag_id: str, run_id: str, task_id: str, map_index: int, name: str | None) -> None:
         self.task_id, self.map_index, self.name = task_id, map_index, name
+        self.label = f"{dag_id} {run_id} {task_id}" + (f"[{map_index}]" if map_index >= 0 else "")
+        """Who wrote what is shown, for the warnings about it."""
         self.xcom: dict[str, Any] = {}
 
     def images(self) -> list[GalleryImage]:
         try:
-            return task_images(self.xcom.get("return_value"), self.xcom.get("manifest"), log)
-        except SeedreamDownloadError as err:  # the store could not be read
-            log.warning("The images of %s[%d] could not be listed: %s", self.task_id, self.map_index, err)
+            roots = gallery_roots(log)
+            return task_images(
+                self.xcom.get("return_value"), self.xcom.get("manifest"), roots, log, self.label
+            )
+        except SeedreamDownloadError as err:  # a store could not be read
+            log.warning("%s: its images could not be listed: %s", self.label, err)
             return []
 
 
@@ -114,7 +129,7 @@ def _run_tasks(
     tasks: dict[tuple[str, int], _Task] = {}
     for task_id, map_index, key, raw in rows:
         task = tasks.setdefault(
-            (task_id, map_index), _Task(task_id, map_index, names.get((task_id, map_index)))
+            (task_id, map_index), _Task(dag_id, run_id, task_id, map_index, names.get((task_id, map_index)))
         )
         task.xcom[key] = _value(raw)
     return [tasks[key] for key in sorted(tasks)]
@@ -127,11 +142,14 @@ def _task(dag_id: str, run_id: str, task_id: str, map_index: int) -> _Task:
     return tasks[0]
 
 
-def _image(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> GalleryImage:
-    for image in _task(dag_id, run_id, task_id, map_index).images():
-        if image.index == index:
-            return image
-    raise HTTPException(404, "No such image")
+def _proven(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> tuple[GalleryImage, Any]:
+    """The image and its proven bytes (a file to close), or 404: no such image, or its record lies."""
+    task = _task(dag_id, run_id, task_id, map_index)
+    image = next((image for image in task.images() if image.index == index), None)
+    data = proven_bytes(image, log, task.label) if image is not None else None
+    if image is None or data is None:
+        raise HTTPException(404, "No such image")
+    return image, data
 
 
 def _map_index(text: str | None) -> int:
@@ -147,7 +165,8 @@ def run_gallery(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
     """Every image the run's tasks stored, by task and map index."""
     tasks = [(task, task.images()) for task in _run_tasks(dag_id, run_id)]
     sections = [_section(request, dag_id, run_id, task, images) for task, images in tasks if images]
-    return _page(f"Images of {run_id}", sections or ["<p>No task of this run has stored images yet.</p>"])
+    empty = "No task of this run has stored images yet." if gallery_roots(log) else NOT_CONFIGURED
+    return _page(f"Images of {run_id}", sections or [f"<p>{html.escape(empty)}</p>"])
 
 
 @gallery_app.get(
@@ -160,21 +179,22 @@ def task_gallery(
     index = _map_index(map_index)
     tasks = _run_tasks(dag_id, run_id, task_id, index)
     images = tasks[0].images() if tasks else []
-    body = (
-        _section(request, dag_id, run_id, tasks[0], images)
-        if images
-        else "<p>This task instance has stored no images.</p>"
-    )
+    empty = "This task instance has stored no images." if gallery_roots(log) else NOT_CONFIGURED
+    body = _section(request, dag_id, run_id, tasks[0], images) if images else f"<p>{html.escape(empty)}</p>"
     return _page(f"Images of {task_id}", [body])
 
 
 @gallery_app.get("/images/{dag_id}/{run_id}/{task_id}/{map_index}/{index}", dependencies=READ_TASK_INSTANCES)
 def full_image(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> StreamingResponse:
-    image = _image(dag_id, run_id, task_id, map_index, index)
+    image, data = _proven(dag_id, run_id, task_id, map_index, index)
+
+    def chunks() -> Iterator[bytes]:
+        with data:
+            while chunk := data.read(SERVE_CHUNK):
+                yield chunk
+
     return StreamingResponse(
-        image_chunks(image),
-        media_type=image.content_type,
-        headers={"Content-Length": str(image.bytes)},
+        chunks(), media_type=image.image.content_type, headers={"Content-Length": str(image.image.bytes)}
     )
 
 
@@ -182,13 +202,14 @@ def full_image(dag_id: str, run_id: str, task_id: str, map_index: int, index: in
     "/thumbnails/{dag_id}/{run_id}/{task_id}/{map_index}/{index}", dependencies=READ_TASK_INSTANCES
 )
 def thumbnail(dag_id: str, run_id: str, task_id: str, map_index: int, index: int) -> Response:
-    image = _image(dag_id, run_id, task_id, map_index, index)
+    image, data = _proven(dag_id, run_id, task_id, map_index, index)
     try:
-        data, media_type = thumbnails.of(image)
+        with data:
+            small, media_type = thumbnails.of(image, data.read())
     except SeedreamDownloadError as err:
-        log.warning("No thumbnail of %s: %s", image.location, err)
+        log.warning("No thumbnail of %s: %s", image.place, err)
         raise HTTPException(404, "The image could not be read") from None
-    return Response(data, media_type=media_type)
+    return Response(small, media_type=media_type)
 
 
 def _section(request: Request, dag_id: str, run_id: str, task: _Task, images: list[GalleryImage]) -> str:
@@ -197,18 +218,19 @@ def _section(request: Request, dag_id: str, run_id: str, task: _Task, images: li
     cards = []
     for image in images:
         where = (dag_id, run_id, task.task_id, task.map_index, image.index)
+        stored, made = image.image, image.facts
         facts = [
-            f"{image.width} x {image.height} px" if image.width and image.height else None,
-            image.model,
-            f"${image.estimated_cost_usd:.3f} (estimate)" if image.estimated_cost_usd is not None else None,
+            f"{stored.width} x {stored.height} px" if stored.width and stored.height else None,
+            made.model,
+            f"${made.estimated_cost_usd:.3f} (estimate)" if made.estimated_cost_usd is not None else None,
         ]
         full, small = (html.escape(root + image_path(kind, *where)) for kind in ("images", "thumbnails"))
         cards.append(
             f'<figure class="card"><a href="{full}"><img src="{small}" alt="#{image.index + 1}" '
             f'loading="lazy"></a><figcaption><b>#{image.index + 1}</b> '
             f"{html.escape(' · '.join(fact for fact in facts if fact))}"
-            f"<br><code>{html.escape(image.location)}</code>"
-            + (f"<br><i>{html.escape(image.prompt)}</i>" if image.prompt else "")
+            f"<br><code>{html.escape(stored.location)}</code>"
+            + (f"<br><i>{html.escape(made.prompt)}</i>" if made.prompt else "")
             + "</figcaption></figure>"
         )
     return f'<section><h2>{html.escape(title)}</h2><div class="grid">{"".join(cards)}</div></section>'

@@ -55,7 +55,7 @@ from airflow_provider_seedream.plugins.gallery import IMAGE_LINKS
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
-    from airflow_provider_seedream._internal.download import StoredImage
+    from airflow_provider_seedream.contract.records import StoredImage
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 __all__ = ["SeedreamDownloadOperator"]

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from deployment import Failure, step
 
-from airflow_provider_seedream.plugins.gallery import RUN_TAB_ROUTE
+from airflow_provider_seedream.plugins.paths import RUN_TAB_ROUTE
 
 CHROMIUM = ("chromium", "chromium-browser")
 DRIVER = "chromedriver"

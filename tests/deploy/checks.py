@@ -4,6 +4,7 @@ wherever they were stored (a local folder, or a bucket), the rate-limited load, 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -11,6 +12,7 @@ import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +32,7 @@ from deployment import (
 
 EXAMPLES = ["seedream_marketing_refresh", "seedream_product_edit", "seedream_storyboard"]
 REVIEW_DAG = "seedream_campaign_review"
+PUBLISH_DAG = "seedream_publish_new_images"
 EXAMPLE_FOLDERS = {
     "seedream_marketing_refresh": "marketing",
     "seedream_product_edit": "product-edit",
@@ -73,6 +76,16 @@ class LocalStore:
     def incomplete_uploads(self) -> list[str]:
         return [str(path) for path in self.root.rglob("*.part")]
 
+    links_possible = True
+
+    def write(self, key: str, data: bytes) -> None:
+        (self.root / key).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / key).write_bytes(data)
+
+    def link(self, key: str, target: Path) -> None:
+        (self.root / key).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / key).symlink_to(target)
+
 
 @dataclass
 class S3Store:
@@ -107,14 +120,20 @@ class S3Store:
         uploads = self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
         return [upload["Key"] for upload in uploads]
 
+    links_possible = False
+    """An object store has no symbolic links."""
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=data)
+
 
 Store = LocalStore | S3Store
 
 
-def check_examples(deployment: Deployment, store: Store, scheduled: bool) -> None:
+def check_examples(deployment: Deployment, store: Store) -> None:
     """Every example through the scheduler, manual runs without a logical date (as the UI makes them)
-    and one with; with ``scheduled``, also the run the scheduler makes once a scheduled DAG is unpaused
-    (it stores into the DAG's default destination, which must then be ``store``)."""
+    and one with, and the run the scheduler makes once the scheduled DAG is unpaused (it stores into
+    the DAG's default destination, which must then be ``store``)."""
     conf = {"destination": store.destination}
     runs = [(dag_id, deployment.trigger(dag_id, conf=conf)) for dag_id in EXAMPLES]
     runs.append(
@@ -123,27 +142,22 @@ def check_examples(deployment: Deployment, store: Store, scheduled: bool) -> Non
             deployment.trigger("seedream_product_edit", conf=conf, logical_date="2026-03-01T00:00:00Z"),
         )
     )
-    if scheduled:
-        deployment.unpause("seedream_marketing_refresh")
-    for dag_id in EXAMPLES[1:]:
+    for dag_id in EXAMPLES:
         deployment.unpause(dag_id)
-    if scheduled:
-        made = deployment.wait_for(
-            lambda: next(
-                (
-                    run["dag_run_id"]
-                    for run in deployment.rest("GET", "/dags/seedream_marketing_refresh/dagRuns")["dag_runs"]
-                    if run["run_type"] == "scheduled"
-                ),
-                None,
+    made = deployment.wait_for(
+        lambda: next(
+            (
+                run["dag_run_id"]
+                for run in deployment.rest("GET", "/dags/seedream_marketing_refresh/dagRuns")["dag_runs"]
+                if run["run_type"] == "scheduled"
             ),
-            60,
-            "the scheduler to create a scheduled run",
-        )
-        step(f"the scheduler created {made}")
-        runs.append(("seedream_marketing_refresh", made))
-    else:
-        deployment.unpause("seedream_marketing_refresh")
+            None,
+        ),
+        60,
+        "the scheduler to create a scheduled run",
+    )
+    step(f"the scheduler created {made}")
+    runs.append(("seedream_marketing_refresh", made))
     for dag_id, run_id in runs:
         run = deployment.wait_for_run(dag_id, run_id, 240)
         check_stored(store, dag_id, run)
@@ -245,6 +259,56 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
         "POSTs and stored the 4 cached images, byte-exact "
         f"(cache {store.location('cache')}; generate/store hosts, run 1: "
         f"{sorted(set(first_hosts.values()))}, run 2: {sorted(set(second_hosts.values()))})"
+    )
+
+
+def check_publish(deployment: Deployment, cached: S3Store, live: Store) -> None:
+    """Nobody triggers the publication: the scheduler starts it from the marketing runs' asset events
+    (``check_cache_reuse`` made them, into ``cached``). live/ (in ``live``) then holds each product's
+    image, byte-exact from the cache, and the last publication copied nothing: those runs reused every
+    image."""
+
+    def settled() -> list[dict] | None:
+        runs = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns", params={"order_by": "run_after"})
+        queued = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/assets/queuedEvents", params={})
+        busy = [run for run in runs["dag_runs"] if run["state"] in ("queued", "running")]
+        return runs["dag_runs"] if runs["dag_runs"] and not busy and not queued["queued_events"] else None
+
+    runs = deployment.wait_for(settled, 180, f"the scheduler to start and finish {PUBLISH_DAG}")
+    if [(run["run_type"], run["state"]) for run in runs] != [("asset_triggered", "success")] * len(runs):
+        raise Failure(f"{PUBLISH_DAG} ran {[(run['run_type'], run['state']) for run in runs]}")
+    if len(runs) < 2:
+        raise Failure(f"{PUBLISH_DAG} ran once for two marketing runs: {runs}")
+    last = runs[-1]["dag_run_id"]
+    upstream = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns/{last}/upstreamAssetEvents")
+    if {event["source_dag_id"] for event in upstream["asset_events"]} != {"seedream_marketing_refresh"}:
+        raise Failure(f"{PUBLISH_DAG} {last} consumed {upstream}")
+    folder = "live/marketing"
+    published = json.loads(live.read(f"{folder}/published.json"))
+    names = live.names(folder)
+    if (
+        names != ["0-0.png", "1-0.png", "2-0.png", "3-0.png", "published.json"]
+        or sorted(published) != names[:4]
+    ):
+        raise Failure(f"{live.location(folder)} holds {names}, and published.json lists {sorted(published)}")
+    for name, entry in published.items():
+        image = live.read(f"{folder}/{name}")
+        if image != cached.read(cached.key_of(entry["source"])):
+            raise Failure(f"{live.location(f'{folder}/{name}')} is not the cached image {entry['source']}")
+        if hashlib.sha256(image).hexdigest() != entry["sha256"]:
+            raise Failure(
+                f"{live.location(f'{folder}/{name}')} does not have the sha256 published.json records"
+            )
+        if datetime.fromisoformat(entry["published_at"]) >= datetime.fromisoformat(runs[-1]["start_date"]):
+            raise Failure(
+                f"the last publication ({last}, started {runs[-1]['start_date']}) copied {name} again at "
+                f"{entry['published_at']} from {entry['source']}; runs: "
+                f"{[(run['dag_run_id'], run['start_date']) for run in runs]}"
+            )
+    step(
+        f"{PUBLISH_DAG}: {len(runs)} asset-triggered runs from the marketing runs' events; live/ holds "
+        f"the 4 products' cached images byte-exact, and the last run "
+        f"({len(upstream['asset_events'])} events) copied none"
     )
 
 

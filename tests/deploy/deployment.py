@@ -88,7 +88,14 @@ class Worker:
 
 class Deployment:
     def __init__(
-        self, work: Path, executor: str = "LocalExecutor", workers: Iterable[str] = (), in_flight: int = 8
+        self,
+        work: Path,
+        executor: str = "LocalExecutor",
+        workers: Iterable[str] = (),
+        in_flight: int = 8,
+        assets: str | None = None,
+        gallery_roots: Iterable[str] = (),
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.work = work
         self.executor = executor
@@ -96,6 +103,12 @@ class Deployment:
         """Generations in flight during the load case (max_active_tis_per_dag); the deploy DAGs read it."""
         self.home = work / "airflow-home"
         self.assets = work / "assets"
+        self.examples_destination = assets or self.assets.as_uri()
+        """The examples' default destination (``SEEDREAM_ASSETS``)."""
+        self.gallery_roots = [str(self.assets), *gallery_roots]
+        """What the api-server's gallery may read (``[seedream] gallery_roots``): the examples' stores."""
+        self.settings = settings or {}
+        """More environment for every component."""
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.workers = {name: Worker(name, work / name) for name in workers}
         self.pg_data = work / "pg" / "data"
@@ -245,10 +258,11 @@ class Deployment:
                 }
             ),
             "SEEDREAM_IN_FLIGHT": str(self.in_flight),
+            "SEEDREAM_ASSETS": self.examples_destination,
+            "AIRFLOW__SEEDREAM__GALLERY_ROOTS": ",".join(self.gallery_roots),
+            **self.settings,
         }
-        if self.executor == "LocalExecutor":
-            env["SEEDREAM_ASSETS"] = self.assets.as_uri()
-        else:  # the examples keep their default (a local folder), which they refuse there
+        if self.executor != "LocalExecutor":
             env |= {
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                 # SQLAlchemy 2.1 takes db+postgresql:// for psycopg 3; this deployment has psycopg2.
@@ -267,6 +281,8 @@ class Deployment:
         dags.mkdir()
         (dags / "examples").symlink_to(REPOSITORY / "example_dags")
         (dags / "deploy").symlink_to(REPOSITORY / "tests" / "deploy" / "dags")
+        # A DAG author forging what the api-server reads (tests/deploy/trust.py), as the suite does.
+        (dags / "forged.py").symlink_to(REPOSITORY / "tests" / "dags" / "seedream_forged_test.py")
         (self.work / "passwords.json").write_text(
             json.dumps({"admin": PASSWORD, "outsider": OUTSIDER_PASSWORD})
         )

@@ -11,14 +11,14 @@ for the API key and for link signatures.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import secrets
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from checks import (
     EXAMPLES,
+    PUBLISH_DAG,
     REVIEW_DAG,
     LocalStore,
     S3Store,
@@ -26,17 +26,18 @@ from checks import (
     check_examples,
     check_load,
     check_logs_for_secrets,
+    check_publish,
     check_review,
     check_stored,
     write_report,
 )
 from deployment import API_KEY, Deployment, Failure, free_port, run_tier, step
 from PIL import Image
+from trust import FORGED_DAG, check_forged_gallery, check_forged_publication
 
 from airflow_provider_seedream.testing import LinkFault
 
 S3_BUCKET = "marketing-assets"
-PUBLISH_DAG = "seedream_publish_new_images"
 
 
 def check_s3(deployment: Deployment) -> None:
@@ -107,53 +108,6 @@ def check_seedream_50_lite(deployment: Deployment) -> None:
     step(f"{dag_id}: one POST to /v3/seedream-5.0-lite with the documented body, 3K stored at {size}")
 
 
-def check_publish(deployment: Deployment, store: S3Store) -> None:
-    """Nobody triggers the publication: the scheduler starts it from the marketing runs' asset events
-    (``check_cache_reuse`` made them). live/ then holds each product's image, byte-exact from the
-    cache, and the last publication copied nothing: those runs reused every image."""
-
-    def settled() -> list[dict] | None:
-        runs = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns", params={"order_by": "run_after"})
-        queued = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/assets/queuedEvents", params={})
-        busy = [run for run in runs["dag_runs"] if run["state"] in ("queued", "running")]
-        return runs["dag_runs"] if runs["dag_runs"] and not busy and not queued["queued_events"] else None
-
-    runs = deployment.wait_for(settled, 180, f"the scheduler to start and finish {PUBLISH_DAG}")
-    if [(run["run_type"], run["state"]) for run in runs] != [("asset_triggered", "success")] * len(runs):
-        raise Failure(f"{PUBLISH_DAG} ran {[(run['run_type'], run['state']) for run in runs]}")
-    if len(runs) < 2:
-        raise Failure(f"{PUBLISH_DAG} ran once for two marketing runs: {runs}")
-    last = runs[-1]["dag_run_id"]
-    upstream = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns/{last}/upstreamAssetEvents")
-    if {event["source_dag_id"] for event in upstream["asset_events"]} != {"seedream_marketing_refresh"}:
-        raise Failure(f"{PUBLISH_DAG} {last} consumed {upstream}")
-    live = deployment.assets / "live" / "marketing"
-    published = json.loads((live / "published.json").read_text())
-    names = sorted(path.name for path in live.iterdir())
-    if (
-        names != ["0-0.png", "1-0.png", "2-0.png", "3-0.png", "published.json"]
-        or sorted(published) != names[:4]
-    ):
-        raise Failure(f"{live} holds {names}, and published.json lists {sorted(published)}")
-    for name, entry in published.items():
-        image = (live / name).read_bytes()
-        if image != store.read(store.key_of(entry["source"])):
-            raise Failure(f"{live / name} is not the cached image {entry['source']}")
-        if hashlib.sha256(image).hexdigest() != entry["sha256"]:
-            raise Failure(f"{live / name} does not have the sha256 published.json records")
-        if datetime.fromisoformat(entry["published_at"]) >= datetime.fromisoformat(runs[-1]["start_date"]):
-            raise Failure(
-                f"the last publication ({last}, started {runs[-1]['start_date']}) copied {name} again at "
-                f"{entry['published_at']} from {entry['source']}; runs: "
-                f"{[(run['dag_run_id'], run['start_date']) for run in runs]}"
-            )
-    step(
-        f"{PUBLISH_DAG}: {len(runs)} asset-triggered runs from the marketing runs' events; live/ holds "
-        f"the 4 products' cached images byte-exact, and the last run "
-        f"({len(upstream['asset_events'])} events) copied none"
-    )
-
-
 def check_connections(deployment: Deployment) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"
     cases = [
@@ -186,19 +140,23 @@ def check_connections(deployment: Deployment) -> None:
 
 def checks(deployment: Deployment) -> None:
     deployment.wait_for_dags(
-        [*EXAMPLES, "seedream_deploy_load", "seedream_deploy_lite", REVIEW_DAG, PUBLISH_DAG]
+        [*EXAMPLES, "seedream_deploy_load", "seedream_deploy_lite", REVIEW_DAG, PUBLISH_DAG, FORGED_DAG]
     )
     store = LocalStore(deployment.assets)
     check_connections(deployment)
     check_waits(deployment)
     check_seedream_50_lite(deployment)
-    check_examples(deployment, store, scheduled=True)
+    check_examples(deployment, store)
     check_review(deployment, store)
     check_s3(deployment)
     deployment.unpause(PUBLISH_DAG)  # scheduled on the asset the marketing example's stores update
     cached = S3Store(deployment.s3_client(), S3_BUCKET, "cached")
     check_cache_reuse(deployment, cached)
-    check_publish(deployment, cached)
+    check_publish(deployment, cached, live=store)
+    check_forged_publication(deployment, live=store)
+    check_forged_gallery(
+        deployment, store, outside=(Path("/tmp") / f"forged-{secrets.token_hex(6)}.json").as_uri()
+    )
     load = check_load(deployment, target=0.85, rate_limit=90)
     check_logs_for_secrets(deployment)
     write_report(
@@ -209,5 +167,13 @@ def checks(deployment: Deployment) -> None:
     )
 
 
+def deployment_for(work: Path) -> Deployment:
+    return Deployment(
+        work,
+        gallery_roots=[f"s3://moto_s3@{S3_BUCKET}"],
+        settings={"SEEDREAM_MARKETING_CACHE": f"s3://moto_s3@{S3_BUCKET}/cached/cache"},
+    )
+
+
 if __name__ == "__main__":
-    sys.exit(run_tier("make test-deploy", Deployment, checks))
+    sys.exit(run_tier("make test-deploy", deployment_for, checks))

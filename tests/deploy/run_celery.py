@@ -20,21 +20,26 @@ from pathlib import Path
 
 from checks import (
     EXAMPLES,
+    PUBLISH_DAG,
     REVIEW_DAG,
     S3Store,
     check_cache_reuse,
     check_examples,
     check_load,
     check_logs_for_secrets,
+    check_publish,
     check_review,
     write_report,
 )
 from deployment import Deployment, Failure, run_tier, step
+from trust import FORGED_DAG, check_forged_gallery, check_forged_publication
 
 from airflow_provider_seedream.testing import Fault, LinkFault
 
 WORKERS = ("worker-a", "worker-b")
 BUCKET = "celery-assets"
+ELSEWHERE = "seedream-forged-elsewhere"
+"""A bucket of the same connection that no gallery root names."""
 BATCH = 24
 
 
@@ -59,13 +64,13 @@ def check_separate_hosts(deployment: Deployment) -> None:
     step(f"{', '.join(WORKERS)}: each its own hostname, and a /tmp the others do not see")
 
 
-def check_default_destination_refused(deployment: Deployment) -> None:
-    """An example left at its default (a local folder) fails at its first task, saying what to set,
-    before anything is paid for."""
+def check_local_destination_refused(deployment: Deployment) -> None:
+    """An example given a local folder (the examples' default where SEEDREAM_ASSETS is unset) fails at
+    its first task, saying what to set, before anything is paid for."""
     dag_id = "seedream_product_edit"
     deployment.unpause(dag_id)
     before = len(deployment.sandbox.generation_requests())
-    run_id = deployment.trigger(dag_id)
+    run_id = deployment.trigger(dag_id, conf={"destination": "file:///tmp/seedream-assets"})
     deployment.wait_for_run(dag_id, run_id, 120, expect="failed")
     states = {ti["task_id"]: ti["state"] for ti in deployment.task_instances(dag_id, run_id)}
     text = deployment.log_text(dag_id, run_id, ("failed",))
@@ -206,6 +211,8 @@ def checks(deployment: Deployment) -> None:
         [
             *EXAMPLES,
             REVIEW_DAG,
+            PUBLISH_DAG,
+            FORGED_DAG,
             "seedream_deploy_batch",
             "seedream_deploy_load",
             "seedream_deploy_killed_generation",
@@ -215,10 +222,19 @@ def checks(deployment: Deployment) -> None:
     client = deployment.s3_client()
     client.create_bucket(Bucket=BUCKET)
     check_separate_hosts(deployment)
-    check_default_destination_refused(deployment)
-    check_examples(deployment, S3Store(client, BUCKET, "examples"), scheduled=False)
-    check_review(deployment, S3Store(client, BUCKET, "examples"))
-    check_cache_reuse(deployment, S3Store(client, BUCKET, "cached"))
+    check_local_destination_refused(deployment)
+    examples = S3Store(client, BUCKET, "examples")
+    check_examples(deployment, examples)
+    check_review(deployment, examples)
+    deployment.unpause(PUBLISH_DAG)  # scheduled on the asset the marketing example's stores update
+    cached = S3Store(client, BUCKET, "cached")
+    check_cache_reuse(deployment, cached)
+    check_publish(deployment, cached, live=examples)
+    check_forged_publication(deployment, live=examples)
+    client.create_bucket(Bucket=ELSEWHERE)
+    check_forged_gallery(
+        deployment, S3Store(client, BUCKET, "forged"), outside=f"s3://moto_s3@{ELSEWHERE}/m.json"
+    )
     check_batch(deployment, S3Store(client, BUCKET, "deploy"))
     # Two workers on this 2-core machine start at most about 95 tasks a minute: 16 in flight gave
     # 0.92x of a 90/min limit without one 429, so the machine, not the limit, bound. At 60/min the
@@ -265,7 +281,15 @@ if __name__ == "__main__":
             "make test-deploy-celery",
             # Each task's start on a Celery worker (the pool hands it over, a supervisor and a task
             # process start) takes about 4 s on this 2-core machine, on top of the 2 s generation.
-            lambda work: Deployment(work, executor="CeleryExecutor", workers=WORKERS, in_flight=12),
+            lambda work: Deployment(
+                work,
+                executor="CeleryExecutor",
+                workers=WORKERS,
+                in_flight=12,
+                assets=f"s3://moto_s3@{BUCKET}/examples",
+                gallery_roots=[f"s3://moto_s3@{BUCKET}"],
+                settings={"SEEDREAM_MARKETING_CACHE": f"s3://moto_s3@{BUCKET}/cached/cache"},
+            ),
             checks,
         )
     )
