@@ -8,7 +8,8 @@ INSTALLED := $(VENV)/.installed-$(AIRFLOW_VERSION)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
 # The supported matrix, as tested: Airflow version and the Python it runs on, one virtualenv each.
-MATRIX := airflow-2.11.2-py3.11 airflow-3.0.6-py3.12 airflow-3.3.2-py3.13
+MATRIX := airflow-2.11.2-py3.11 airflow-3.0.6-py3.12 airflow-3.1.8-py3.11 airflow-3.2.2-py3.12 \
+	airflow-3.3.2-py3.13
 
 .PHONY: test lint test-matrix test-deploy test-deploy-celery demo install clean bench
 
@@ -29,7 +30,10 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 # The whole suite once per supported Airflow, each in its own virtualenv pinned by its constraints file.
-test-matrix: $(MATRIX:%=.venv-matrix/%/.installed)
+# The virtualenvs are built side by side (pip waits on the network more than on the CPU; they share
+# pip's wheel cache), the suites run one after another (their timings would disturb each other).
+test-matrix:
+	$(MAKE) -j $(words $(MATRIX)) $(MATRIX:%=.venv-matrix/%/.installed)
 	@set -e; for env in $(MATRIX); do \
 		echo "== $$env"; \
 		.venv-matrix/$$env/bin/python -m pytest -q -p no:cacheprovider; \
@@ -39,8 +43,10 @@ test-matrix: $(MATRIX:%=.venv-matrix/%/.installed)
 	@env=$*; airflow=$${env#airflow-}; airflow=$${airflow%-py*}; \
 	set -ex; test -x .venv-matrix/$$env/bin/python || \
 		"$$(scripts/find-python.sh $${env##*-py})" -m venv .venv-matrix/$$env; \
+	.venv-matrix/$$env/bin/python scripts/requirements.py test >.venv-matrix/$$env/requirements.txt; \
 	.venv-matrix/$$env/bin/pip install $(PIP_FLAGS) --constraint constraints/$$env.txt \
-		"apache-airflow==$$airflow" --editable ".[test]"
+		"apache-airflow==$$airflow" --requirement .venv-matrix/$$env/requirements.txt; \
+	flock .venv-matrix/.editable.lock .venv-matrix/$$env/bin/pip install $(PIP_FLAGS) --no-deps --editable .
 	touch $@
 
 # Debian's Chromium and its driver, for what a person sees in the UI (tests/deploy/browser.py); where

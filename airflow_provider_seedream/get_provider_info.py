@@ -126,6 +126,26 @@ def get_provider_info() -> dict[str, Any]:
                         "billed, so this can bill twice.",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
+                    "max_spend_per_day_usd": {
+                        "label": "Max spend per day (USD)",
+                        "description": "What this connection may spend per UTC day, across every DAG, "
+                        "task and worker; a generation that could exceed it is not sent. Estimates, from "
+                        "the list or your price_per_image.",
+                        "schema": {"type": ["number", "null"], "default": None, "minimum": 0},
+                    },
+                    "max_spend_per_run_usd": {
+                        "label": "Max spend per DAG run (USD)",
+                        "description": "What one DAG run may spend through this connection, every task, "
+                        "map index and try of it together; a generation that could exceed it is not sent.",
+                        "schema": {"type": ["number", "null"], "default": None, "minimum": 0},
+                    },
+                    "spend_ledger": {
+                        "label": "Spend ledger",
+                        "description": "Where the ceilings are counted: a local file (one machine; default "
+                        "under $AIRFLOW_HOME) or an S3 object with its connection "
+                        "(s3://conn_id@bucket/seedream/ledger.json), which every worker reaches.",
+                        "schema": {"type": ["string", "null"], "default": None},
+                    },
                 },
             }
         ],

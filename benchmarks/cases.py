@@ -502,6 +502,49 @@ def case_cache_refresh(workdir: str, products: int, refreshes: int, changed: int
     emit({**results, "image_bytes": image_bytes})
 
 
+# 7. Spend ceilings -------------------------------------------------------------------------------
+
+
+def case_ceiling(base_url: str, api_key: str, count: int, repeats: int, ledgers: dict[str, str]) -> None:
+    """``count`` generations through ``SeedreamHook.generate`` on a connection without ceilings and on
+    one with a daily ceiling per ledger in ``ledgers`` (name: ``spend_ledger``), interleaved call by
+    call as in ``case_generate``: each ceilinged call reserves and settles in its ledger."""
+    from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+    def connection(extra: dict) -> str:
+        return json.dumps({"conn_type": "seedream", "host": base_url, "password": api_key, "extra": extra})
+
+    hooks = {"none": SeedreamHook()}
+    for name, ledger in ledgers.items():
+        conn_id = f"bench_ceiling_{name}"
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection(
+            {"max_spend_per_day_usd": 1_000_000, "spend_ledger": ledger}
+        )
+        hooks[name] = SeedreamHook(seedream_conn_id=conn_id)
+    clock = time.perf_counter
+
+    def one(hook: SeedreamHook, index: int) -> float:
+        started = clock()
+        hook.generate(f"a red bicycle leaning on a blue wall, poster {index}", size="2K")
+        return clock() - started
+
+    order = list(hooks)
+    for index in range(20):  # warm up: connections opened, ledgers created, lazy imports done
+        for name in order:
+            one(hooks[name], index)
+    seconds: dict[str, list[float]] = {name: [] for name in order}
+    for _ in range(repeats):
+        gc.collect()
+        totals = dict.fromkeys(order, 0.0)
+        for index in range(count):
+            turn = order[index % len(order) :] + order[: index % len(order)]  # who goes first rotates
+            for name in turn:
+                totals[name] += one(hooks[name], index)
+        for name in order:
+            seconds[name].append(totals[name])
+    emit({"count": count, "seconds": seconds})
+
+
 CASES = {
     "import": case_import,
     "download-throughput": case_download_throughput,
@@ -512,6 +555,7 @@ CASES = {
     "s3-upload": case_s3_upload,
     "s3-memory": case_s3_memory,
     "cache-refresh": case_cache_refresh,
+    "ceiling": case_ceiling,
 }
 
 if __name__ == "__main__":

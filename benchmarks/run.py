@@ -17,6 +17,10 @@
    ``SeedreamDownloadOperator`` in a bucket of moto's S3 server against boto3's ``upload_file`` of the
    same bytes from disk; peak RSS growth for 15 images of 8 MiB and of 48 MiB.
 
+6. The cache: a catalog refreshed with and without a local cache (paid generations, a hit's time).
+7. Spend ceilings: ``SeedreamHook.generate`` under a daily ceiling, its ledger a local file and an
+   object in moto's S3 server, against the same calls without a ceiling.
+
 Every case runs in a fresh interpreter (``cases.py``); the HTTP server runs in another process
 (``server.py``). Nothing leaves 127.0.0.1. See docs/benchmarks.md for the method and the figures.
 """
@@ -24,6 +28,7 @@ Every case runs in a fresh interpreter (``cases.py``); the HTTP server runs in a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -33,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -300,25 +306,9 @@ class Bench:
         print(
             f"\n5. Storing in S3: {count} images of 24 MiB, operator vs boto3 upload_file, {repeats} repeats"
         )
-        port = _free_port()
-        moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=self.env,
-        )
-        endpoint, bucket = f"http://127.0.0.1:{port}", "bench"
-        try:
-            _wait_for_s3(endpoint, bucket)
-            self.env["AIRFLOW_CONN_BENCH_S3"] = json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": S3_KEY,
-                    "password": S3_KEY,
-                    "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-                }
-            )
-            self.env["AWS_EC2_METADATA_DISABLED"] = "true"
+        bucket = "bench"
+        with moto_server(self.env) as endpoint:
+            self.env["AIRFLOW_CONN_BENCH_S3"] = s3_connection(endpoint)
             names = [f"photo-{index}.png" for index in range(count)]
             for index, name in enumerate(names):
                 (self.files / name).write_bytes(png_of_about(24 * MiB, noise=True, seed=index))
@@ -374,9 +364,6 @@ class Bench:
                 "<= 8 MiB",
                 median(by_size) <= 8,
             )
-        finally:
-            moto.terminate()
-            moto.wait(timeout=10)
 
     # 4. Reference inlining --------------------------------------------------------------------------
 
@@ -467,6 +454,54 @@ class Bench:
         )
         self.add("6", "a hit / a miss", [median(hits) / median(misses)], "x")
 
+    # 7. Spend ceilings ----------------------------------------------------------------------------
+
+    def bench_ceiling(self) -> None:
+        count, repeats = (100, 3) if self.quick else (100, 7)
+        print(
+            f"\n7. Spend ceilings: {count} generations with no ceiling, and under a daily ceiling with "
+            f"its ledger in a local file and in S3 (moto), {repeats} repeats"
+        )
+        with moto_server(self.env) as endpoint:
+            self.env["AIRFLOW_CONN_BENCH_S3"] = s3_connection(endpoint)
+            ledgers = {
+                "local": str(self.work / "spend-ledger.json"),
+                "s3": "s3://bench_s3@bench/seedream/spend-ledger.json",
+            }
+            result = self.child(
+                "ceiling",
+                base_url=self.base_url,
+                api_key=API_KEY,
+                count=count,
+                repeats=repeats,
+                ledgers=ledgers,
+            )
+        seconds = result["seconds"]
+        none = seconds["none"]
+        self.add(
+            "7",
+            f"SeedreamHook.generate, no ceiling: {count} calls",
+            [t * 1000 for t in none],
+            "ms",
+            "baseline",
+        )
+        # us per generation. Each ceilinged generation changes its ledger twice (reserve, settle):
+        # locally two durable replaces (write, fsync, rename: a killed worker never leaves half a
+        # ledger), in S3 two reads and two conditional writes. Next to a generation at the API, which
+        # takes seconds, either is well under 1%.
+        targets = {"local": 10_000, "s3": 60_000}
+        for name, target in targets.items():
+            extra = [(t - n) / count * 1e6 for t, n in zip(seconds[name], none, strict=True)]
+            self.add(
+                "7",
+                f"a ceiling's cost per generation, {name} ledger",
+                extra,
+                "us",
+                f"<= {target} us",
+                median(extra) <= target,
+            )
+            self.add("7", f"with / without a ceiling, {name} ledger", ratios(seconds[name], none), "x")
+
     def machine(self) -> dict[str, str]:
         def output(command: list[str]) -> str:
             try:
@@ -543,6 +578,38 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def moto_server(env: dict[str, str]) -> Iterator[str]:
+    """moto's S3 server on a free port, with the bucket ``bench``: its endpoint."""
+    port = _free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    try:
+        _wait_for_s3(endpoint, "bench")
+        yield endpoint
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
+def s3_connection(endpoint: str) -> str:
+    """The ``aws`` connection of moto's server at ``endpoint``, as JSON."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": S3_KEY,
+            "password": S3_KEY,
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+    )
+
+
 def _wait_for_s3(endpoint: str, bucket: str) -> None:
     """Create ``bucket`` once moto's server answers."""
     import time
@@ -574,12 +641,14 @@ def main() -> int:
         "--quick", action="store_true", help="fewer repeats: a smoke test, not for publishing"
     )
     parser.add_argument(
-        "--only", action="append", choices=["import", "download", "generate", "inline", "s3", "cache"]
+        "--only",
+        action="append",
+        choices=["import", "download", "generate", "inline", "s3", "cache", "ceiling"],
     )
     parser.add_argument("--json", type=Path, help="also write the machine and every figure to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
-    only = set(args.only or ["import", "download", "generate", "inline", "s3", "cache"])
+    only = set(args.only or ["import", "download", "generate", "inline", "s3", "cache", "ceiling"])
     bench = Bench(args.quick)
     try:
         machine = bench.machine()
@@ -587,7 +656,7 @@ def main() -> int:
             "Seedream provider benchmarks" + (" (--quick: too few repeats to publish)" if args.quick else "")
         )
         print(f"measuring the package at {machine['measured package']}")
-        if only & {"download", "generate", "s3"}:
+        if only & {"download", "generate", "s3", "ceiling"}:
             bench.start_server()
         if "import" in only:
             bench.bench_import()
@@ -601,6 +670,8 @@ def main() -> int:
             bench.bench_s3()
         if "cache" in only:
             bench.bench_cache()
+        if "ceiling" in only:
+            bench.bench_ceiling()
         bench.summary(machine)
         if args.json:
             document = {

@@ -26,6 +26,7 @@ NOVITA_LLM_BASE_URL = "https://api.novita.ai/openai/v1"
 # pydantic-ai's "openai-chat:" speaks the chat-completions API Novita serves ("openai:" is Responses).
 LLM_MODEL = "openai-chat:" + os.environ.get("SEEDREAM_LLM_MODEL", "meta-llama/llama-3.3-70b-instruct")
 SANDBOX_PORT = int(os.environ.get("SEEDREAM_DEMO_PORT", "18089"))
+RUN_CEILING_USD = float(os.environ.get("SEEDREAM_MAX_SPEND_PER_RUN_USD", "1.00"))
 """The same sandbox URL on every run, so that the next demo finds this one's images in the cache."""
 
 
@@ -61,12 +62,18 @@ def main() -> int:
         key = SANDBOX_API_KEY
         connection = {"conn_type": "seedream", "host": sandbox.url, "password": key}
         llm_base_url = f"{sandbox.url}/openai/v1"
+    # A run may spend at most this (estimated, at list prices), however many products the catalog has.
+    connection["extra"] = {"max_spend_per_run_usd": RUN_CEILING_USD}
     env["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json.dumps(connection)
     llm = {"conn_type": "pydanticai", "host": llm_base_url, "password": key, "extra": {"model": LLM_MODEL}}
     env["AIRFLOW_CONN_NOVITA_LLM"] = json.dumps(llm)
     from airflow_provider_seedream.contract.specs import DEFAULT_MODEL
 
     print(f"Seedream model: {os.environ.get('SEEDREAM_MODEL', DEFAULT_MODEL)} (SEEDREAM_MODEL)")
+    print(
+        f"Spend ceiling: ${RUN_CEILING_USD:.2f} per DAG run (max_spend_per_run_usd on seedream_default; "
+        "SEEDREAM_MAX_SPEND_PER_RUN_USD changes it)"
+    )
     try:
         (work / "airflow-home").mkdir(parents=True, exist_ok=True)
         airflow("db", "migrate", env=env)
@@ -103,8 +110,8 @@ def main() -> int:
     cost = sum(float(row["estimated_cost_usd"]) for row in rows)
     saved = sum(float(row["estimated_saving_usd"]) for row in rows)
     print(
-        f"This run: generated {generated}, reused {reused}, estimated cost ${cost:.2f} (saved ${saved:.2f}); "
-        "list prices, an estimate"
+        f"This run: generated {generated}, reused {reused}, estimated cost ${cost:.2f} of its "
+        f"${RUN_CEILING_USD:.2f} ceiling (saved ${saved:.2f}); list prices, an estimate"
     )
     print(f"Summary: {summary}")
     return 0

@@ -6,7 +6,6 @@ The environment is set before anything imports Airflow, which reads its configur
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import tempfile
@@ -248,13 +247,11 @@ S3_CONN_ID = "moto_s3"
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
+    from s3server import S3Server
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = S3Server()
     server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    yield server.endpoint
     server.stop()
 
 

@@ -27,7 +27,8 @@ def stored(tmp_path_factory, airflow_db):
 
     root = tmp_path_factory.mktemp("gallery")
     with SeedreamSandbox(SANDBOX_API_KEY, image_scale=1 / 16) as sandbox:
-        os.environ["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json_connection(sandbox.url)
+        ceiling = {"max_spend_per_run_usd": 1, "spend_ledger": str(root / "ledger.json")}
+        os.environ["AIRFLOW_CONN_SEEDREAM_DEFAULT"] = json_connection(sandbox.url, extra=ceiling)
         try:
             dag = dag_bag(DAGS_FOLDER).get_dag(DAG_ID)
             run = dag.test(run_conf={"cache": str(root / "cache"), "destination": str(root / "assets")})
@@ -69,6 +70,22 @@ def test_the_run_page_shows_every_stored_image(client, stored):
     assert "a red bicycle" in page.text and "seedream-4.5" in page.text and "$0.040 (estimate)" in page.text
     assert "store_mapped [1]" in page.text  # grouped by map index
     assert API_KEY not in page.text and "X-Tos-Signature" not in page.text
+
+
+def test_the_run_page_shows_what_the_run_spent_and_its_ceiling(client, stored):
+    run, _ = stored
+    page = client.get(f"/seedream/runs/{DAG_ID}/{run.run_id}", headers=login(client, "viewer"))
+    said = re.search(
+        r"This run spent an estimated \$([0-9.]+) on (\d+) image\(s\); its ceiling \(max_spend_per_run_usd\) "
+        r"is \$1\.00, \$([0-9.]+) remaining",
+        page.text,
+    )
+    assert said, page.text[:2000]
+    spent, images, remaining = float(said[1]), int(said[2]), float(said[3])
+    # gen (2), gen_mapped (3) and written (1) report usage; the @task's own hook.generate() counts in
+    # the run's ledger account only
+    assert images == 6 and spent == pytest.approx(6 * 0.04)
+    assert remaining == pytest.approx(1 - spent - 0.04)
 
 
 def test_thumbnails_and_images_are_the_stored_files(client, stored):

@@ -563,6 +563,26 @@ class TestConnection:
         assert behaviour["placeholders"]["host"] == "https://api.novita.ai"
 
 
+class TestUnknownExtras:
+    def test_a_typo_is_warned_about_with_the_closest_name_and_the_rest_still_applies(
+        self, connection, monkeypatch, caplog
+    ):
+        extra = {"max_retires": 5, "read_timeout": 30, "owner_team": "marketing"}
+        monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(connection.url, extra=extra))
+        with caplog.at_level(logging.WARNING):
+            hook = SeedreamHook()
+            assert hook.generate("a red bicycle")  # not refused: shared extras keep other tools' keys
+        warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        assert (
+            "Connection 'seedream_default' has an extra 'max_retires', which is no setting of the Seedream "
+            "provider and is ignored; did you mean 'max_retries'?"
+        ) in warnings
+        (other,) = [warning for warning in warnings if "'owner_team'" in warning]
+        assert "the settings are connect_timeout, read_timeout" in other
+        assert hook.settings.read_timeout == 30 and hook.settings.max_retries != 5
+        assert len(connection.generation_requests()) == 1
+
+
 class TestSecrets:
     def test_key_never_shows(self, sandbox, monkeypatch, caplog, logs):
         monkeypatch.setenv(

@@ -6,6 +6,7 @@ import base64
 import http.client
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -460,6 +461,10 @@ def test_demo_script_end_to_end(tmp_path, model):
     expected = model or "seedream-4.5"
     assert f"Seedream model: {expected} (SEEDREAM_MODEL)" in result.stdout
     assert f"The sandbox answered 4 generation(s) at /v3/{expected}." in result.stdout
+    assert "Spend ceiling: $1.00 per DAG run (max_spend_per_run_usd on seedream_default" in result.stdout
+    assert re.search(r"estimated cost \$0\.1[0-9] of its \$1\.00 ceiling", result.stdout), result.stdout[
+        -2000:
+    ]
     images = sorted((tmp_path / "assets" / "marketing").rglob("*.png"))
     assert len(images) == 4 and all(Image.open(path).size == (2560, 1440) for path in images)
     (summary,) = (tmp_path / "assets").rglob("summary.csv")

@@ -128,7 +128,7 @@ class TestBillingClassification:
         assert hostile_server.count("POST") == 3
 
     def test_an_overload_answer_that_took_long_may_be_billed(self):
-        from airflow_provider_seedream.contract.exceptions import OVERLOAD_ANSWER_SECONDS, api_error
+        from airflow_provider_seedream.contract.answers import OVERLOAD_ANSWER_SECONDS, api_error
 
         assert type(api_error(503, b"busy", elapsed=1.0)) is SeedreamServerError
         late = api_error(503, b"gateway gave up", elapsed=OVERLOAD_ANSWER_SECONDS + 1)

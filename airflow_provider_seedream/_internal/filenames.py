@@ -43,6 +43,21 @@ def check_filename_pattern(pattern: str) -> None:
         )
 
 
+def task_names(
+    pattern: str, dag_id: str, run_id: str, task_id: str, map_index: int | None, count: int
+) -> list[str]:
+    """The names of a task instance's ``count`` images, then its manifest's. Refuses patterns that
+    would make mapped instances, or several links, overwrite each other."""
+    if map_index is not None and map_index >= 0 and "{map_index}" not in pattern:
+        raise SeedreamValidationError(
+            f"filename={pattern!r} needs {{map_index}}: this task is mapped, and its instances would "
+            "overwrite each other's images"
+        )
+    if count > 1 and "{index}" not in pattern:
+        raise SeedreamValidationError(f"filename={pattern!r} needs {{index}}: there are {count} links")
+    return render_names(pattern, filename_fields(dag_id, run_id, task_id, map_index), count)
+
+
 def render_names(pattern: str, fields: dict[str, str], count: int) -> list[str]:
     """The relative name of each of ``count`` images (``{ext}`` still open), then the manifest's."""
     check_filename_pattern(pattern)

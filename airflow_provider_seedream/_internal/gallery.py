@@ -215,3 +215,33 @@ def _thumbnail(data: bytes, where: str) -> tuple[bytes, str]:
         raise SeedreamDownloadError(
             f"{where} could not be decoded for a thumbnail: {err}", retryable=False
         ) from None
+
+
+def run_spend(usages: list[Any]) -> str | None:
+    """One line for a run's gallery: what its generation tasks spent (their ``usage`` XCom) and the
+    run's ceiling, with what remained after the last of them; ``None`` when no task reported spend.
+    Tasks wrote these values: anything that is not a finite amount >= 0 is left out."""
+    spent, images, ceiling = 0.0, 0, None
+    for usage in usages:
+        if not isinstance(usage, dict):
+            continue
+        spent += _amount(usage.get("estimated_cost_usd")) or 0.0
+        generated = usage.get("images_generated")
+        images += generated if isinstance(generated, int) and not isinstance(generated, bool) else 0
+        for standing in usage.get("ceilings") or []:
+            if isinstance(standing, dict) and standing.get("scope") == "run":
+                limit, used = _amount(standing.get("limit_usd")), _amount(standing.get("spent_usd"))
+                if limit is not None and used is not None and (ceiling is None or used >= ceiling[1]):
+                    ceiling = (limit, used, _amount(standing.get("remaining_usd")) or 0.0)
+    if not images and ceiling is None:
+        return None
+    line = f"This run spent an estimated ${spent:.2f} on {images} image(s)"
+    if ceiling is not None:
+        line += f"; its ceiling (max_spend_per_run_usd) is ${ceiling[0]:.2f}, ${ceiling[2]:.2f} remaining"
+    return line + ". Estimates at the connection's prices: the bill is Novita's."
+
+
+def _amount(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        return None
+    return float(value)

@@ -16,7 +16,7 @@ import attrs
 from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
 from airflow.providers.openlineage.extractors import OperatorLineage
 
-from airflow_provider_seedream._internal.operator_support import LineageFacts
+from airflow_provider_seedream.contract.records import LineageFacts
 
 RUN_FACET = "seedream"
 

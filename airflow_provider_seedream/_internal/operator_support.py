@@ -1,10 +1,8 @@
-"""What the operators and the sensor share: the hook, loaded when a task runs; whether an argument is
-known at parse time; what a task raises for a Seedream error; and what it read and wrote, for
-OpenLineage."""
+"""What the operators and the sensor share: whether an argument is known at parse time, what a task
+raises for a Seedream error, and their OpenLineage, built only when the OpenLineage provider asks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -12,14 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_seedream.contract.exceptions import SeedreamError, may_retry
 
 if TYPE_CHECKING:
-    from airflow_provider_seedream.hooks.seedream import SeedreamHook
-
-
-def load_hook(seedream_conn_id: str) -> SeedreamHook:
-    # The hook brings in requests and urllib3 (about 30 ms): load it when a task runs, not at DAG parse.
-    from airflow_provider_seedream.hooks.seedream import SeedreamHook
-
-    return SeedreamHook(seedream_conn_id=seedream_conn_id)
+    from airflow_provider_seedream.contract.records import LineageFacts
 
 
 def is_literal(value: Any) -> bool:
@@ -44,18 +35,6 @@ def task_failure(err: SeedreamError, *, retry_possibly_billed: bool = False) -> 
     if may_retry(err, retry_possibly_billed=retry_possibly_billed):
         return err
     return AirflowFailException(f"{type(err).__name__}: {err}")
-
-
-@dataclass
-class LineageFacts:
-    """What a finished task read and wrote, kept on the operator for OpenLineage (``_internal.lineage``):
-    locations (paths, URIs or ``ObjectStoragePath``), never links, whose signatures must not leave."""
-
-    inputs: list[Any]
-    outputs: list[Any]
-    models: list[str]
-    images: int
-    usage: dict[str, Any]
 
 
 def lineage_of(facts: LineageFacts | None) -> Any:

@@ -40,7 +40,7 @@ def write_s3(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
     from botocore.exceptions import ClientError  # type: ignore[import-untyped]
     from s3fs.errors import translate_boto_error  # type: ignore[import-untyped]
 
-    client = _client(target)
+    client = s3_client(target)
     with_checksums = getattr(client.meta.config, "request_checksum_calculation", None) == "when_supported"
     algorithm = {"ChecksumAlgorithm": "CRC32"} if with_checksums else {}
     bucket, key, _ = target.fs.split_path(target.path)  # target.bucket keeps a conn_id@ on Airflow 3.0
@@ -81,7 +81,8 @@ def write_s3(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
         target.fs.invalidate_cache(target.path)
 
 
-def _client(target: ObjectStoragePath) -> Any:
+def s3_client(target: ObjectStoragePath) -> Any:
+    """The boto3 client of the path's Airflow connection, one per S3 file system Airflow made."""
     fs = target.fs
     with _clients_lock:
         client = _clients.get(fs)

@@ -20,10 +20,10 @@ import requests
 import urllib3.exceptions
 
 from airflow_provider_seedream._internal.causes import describe_cause
+from airflow_provider_seedream.contract.answers import api_error
 from airflow_provider_seedream.contract.connection import ConnectionSettings
 from airflow_provider_seedream.contract.exceptions import (
     SeedreamAPIError,
-    SeedreamAuthError,
     SeedreamConnectionError,
     SeedreamConnectionLostError,
     SeedreamError,
@@ -31,7 +31,6 @@ from airflow_provider_seedream.contract.exceptions import (
     SeedreamRateLimitError,
     SeedreamResponseError,
     SeedreamTimeoutError,
-    api_error,
 )
 from airflow_provider_seedream.contract.redact import Secrets, redact_text, redact_url
 from airflow_provider_seedream.contract.response import image_urls
@@ -86,33 +85,10 @@ def post_generation(
             except BodyError as err:
                 raise SeedreamResponseError(status, "INCOMPLETE_BODY", str(err)) from None
             return image_urls(status, content, secrets, max_links=max_links)
-        raise _answer_error(response, min(timeouts[1], ERROR_BODY_SECONDS), started, secrets)
+        raise answer_error(response, min(timeouts[1], ERROR_BODY_SECONDS), started, secrets)
 
 
-def probe_endpoint(
-    session: requests.Session,
-    base_url: str,
-    path: str,
-    timeouts: tuple[float, float],
-    secrets: Secrets,
-) -> str | None:
-    """Post ``{}`` to one endpoint, which cannot generate: ``None`` when it accepted the key (it answers
-    400 for the missing prompt), else what it answered."""
-    started = time.monotonic()
-    try:
-        response = session.post(
-            f"{base_url}{path}", json={}, timeout=timeouts, stream=True, allow_redirects=False
-        )
-    except requests.RequestException as err:
-        raise transport_error(err, base_url, timeouts) from None
-    with response:
-        error = _answer_error(response, timeouts[1], started, secrets)
-    if response.ok or (response.status_code == 400 and not isinstance(error, SeedreamAuthError)):
-        return None
-    return str(error)
-
-
-def _answer_error(
+def answer_error(
     response: requests.Response, seconds: float, started: float, secrets: Secrets
 ) -> SeedreamAPIError | SeedreamPossiblyBilledError:
     """The typed error for an answer: its body read within ``seconds`` and the size limit, the key and

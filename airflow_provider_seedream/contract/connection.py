@@ -1,7 +1,6 @@
 """The ``seedream`` connection, defined once: its extras (timeouts, retry policy, the billing opt-in,
-prices)
-as one pydantic model, from which the connection form's fields, their defaults and the runtime parsing
-all come, and the form's layout.
+prices, spend ceilings) as one pydantic model, from which the connection form's fields, their defaults
+and the runtime parsing all come, and the form's layout.
 
 Plain Python (pydantic, no Airflow). ``get_provider_info`` holds the same form as plain data, as
 Airflow requires; a test checks it against :meth:`ConnectionSettings.form_fields`.
@@ -9,6 +8,8 @@ Airflow requires; a test checks it against :meth:`ConnectionSettings.form_fields
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
 from airflow_provider_seedream.contract.specs import MODEL_SPECS
 
+log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.novita.ai"
 DEFAULT_CONN_ID = "seedream_default"
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -76,6 +78,27 @@ class ConnectionSettings(BaseModel):
         "broken answer, 500/502/504): it may already be generating and billed, so this can bill twice.",
     )
 
+    max_spend_per_day_usd: float | None = Field(
+        None,
+        ge=0,
+        title="Max spend per day (USD)",
+        description="What this connection may spend per UTC day, across every DAG, task and worker; a "
+        "generation that could exceed it is not sent. Estimates, from the list or your price_per_image.",
+    )
+    max_spend_per_run_usd: float | None = Field(
+        None,
+        ge=0,
+        title="Max spend per DAG run (USD)",
+        description="What one DAG run may spend through this connection, every task, map index and try "
+        "of it together; a generation that could exceed it is not sent.",
+    )
+    spend_ledger: str | None = Field(
+        None,
+        title="Spend ledger",
+        description="Where the ceilings are counted: a local file (one machine; default under "
+        "$AIRFLOW_HOME) or an S3 object with its connection (s3://conn_id@bucket/seedream/ledger.json), "
+        "which every worker reaches.",
+    )
     price_per_image: dict[str, float] = Field(
         default_factory=dict,
         title="Price per image (USD)",
@@ -103,11 +126,19 @@ class ConnectionSettings(BaseModel):
             raise ValueError("must be a finite number of seconds")
         return value
 
+    @field_validator("max_spend_per_day_usd", "max_spend_per_run_usd")
+    @classmethod
+    def _finite_amount(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number of USD >= 0")
+        return value
+
     @classmethod
     def from_extra(cls, extra: dict[str, Any], conn_id: str = DEFAULT_CONN_ID) -> ConnectionSettings:
         """Settings from a connection's extra; empty values mean the default. A bad value is a
         :class:`SeedreamValidationError` naming the connection, the field, the value and the rule."""
         given = {name: value for name, value in extra.items() if value is not None and value != ""}
+        _warn_about_unknown(given, conn_id)
         try:
             return cls.model_validate(given)
         except ValidationError as err:
@@ -128,13 +159,33 @@ class ConnectionSettings(BaseModel):
         for name, schema in cls.model_json_schema()["properties"].items():
             if schema.get("connection_form") is False:  # a mapping: set in the extra's JSON
                 continue
-            limits = {key: schema[key] for key in ("minimum", "maximum", "exclusiveMinimum") if key in schema}
+            # An optional field's schema is anyOf [its type, null]: the form's is the same, flattened.
+            kind = next(
+                (part for part in schema.get("anyOf", [schema]) if part.get("type") != "null"), schema
+            )
+            limits = {key: kind[key] for key in ("minimum", "maximum", "exclusiveMinimum") if key in kind}
             fields[name] = {
                 "label": schema["title"],
                 "description": schema["description"],
-                "schema": {"type": [schema["type"], "null"], "default": schema["default"], **limits},
+                "schema": {"type": [kind["type"], "null"], "default": schema["default"], **limits},
             }
         return fields
+
+
+def _warn_about_unknown(given: dict[str, Any], conn_id: str) -> None:
+    """A typo (``max_retires``) would leave a setting out of force that its author believes in: say so,
+    with the closest known name. Not refused: a connection can be shared with other tools, which keep
+    their own keys in the same extra."""
+    known = list(ConnectionSettings.model_fields)
+    for name in sorted(set(given) - set(known)):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; the settings are {', '.join(known)}"
+        log.warning(
+            "Connection %r has an extra %r, which is no setting of the Seedream provider and is ignored%s",
+            conn_id,
+            name,
+            hint,
+        )
 
 
 def base_url_from_connection(host: str | None, port: int | None) -> str:

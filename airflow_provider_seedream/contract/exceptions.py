@@ -7,6 +7,10 @@ Our exception hierarchy (billed: was a generation paid for?):
 
 * SeedreamError
   + SeedreamValidationError       no     refused before any request was sent.
+  + SeedreamSpendLimitError       no     a spend ceiling (task, run, day) would be exceeded: refused
+  |                                      before sending, never retried (``ceiling``, ``limit_usd``...).
+  + SeedreamSpendLedgerError      no     the spend ledger could not be read or written, so no ceiling
+  |                                      could be checked: nothing was sent (``retryable``).
   + SeedreamAPIError              no     the API answered with an error and generated nothing
     |                                    (``status``, ``reason``, ``message``).
     - SeedreamAuthError           no     401/403, or a key the API refused: fix the connection.
@@ -39,8 +43,6 @@ This module imports nothing from Airflow, so the request layer stays usable on i
 
 from __future__ import annotations
 
-import json
-
 __all__ = [
     "SeedreamAPIError",
     "SeedreamAuthError",
@@ -59,6 +61,8 @@ __all__ = [
     "SeedreamRateLimitError",
     "SeedreamResponseError",
     "SeedreamServerError",
+    "SeedreamSpendLedgerError",
+    "SeedreamSpendLimitError",
     "SeedreamTimeoutError",
     "SeedreamValidationError",
     "may_retry",
@@ -89,6 +93,35 @@ class SeedreamError(Exception):
 
 class SeedreamValidationError(SeedreamError, ValueError):
     """A request broke a documented rule; it was refused before anything was sent."""
+
+
+class SeedreamSpendLimitError(SeedreamError):
+    """A spend ceiling would be exceeded by what the request could cost: nothing was sent. ``ceiling``
+    names it (``max_spend_usd``, ``max_spend_per_run_usd``, ``max_spend_per_day_usd``), with its
+    ``limit_usd``, what was ``spent_usd`` and ``reserved_usd`` already, and the ``request_usd``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ceiling: str,
+        limit_usd: float,
+        spent_usd: float,
+        reserved_usd: float,
+        request_usd: float,
+    ) -> None:
+        super().__init__(message)
+        self.ceiling, self.limit_usd = ceiling, limit_usd
+        self.spent_usd, self.reserved_usd, self.request_usd = spent_usd, reserved_usd, request_usd
+
+
+class SeedreamSpendLedgerError(SeedreamError):
+    """The spend ledger could not be read or written, so the ceilings could not be checked: nothing was
+    sent. ``retryable`` says whether the cause can pass (a store that is down, a race lost too often)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class SeedreamAPIError(SeedreamError):
@@ -220,84 +253,12 @@ def may_retry(error: BaseException, *, retry_possibly_billed: bool = False) -> b
     """Whether trying again after ``error`` can succeed without risking a second bill: the one rule for
     the hook's retry loop (sending a generation again) and for the operators (spending a task retry).
 
-    Yes: the request never left (could not connect), the API said it did not take it (429, a prompt
-    503), or a download failed for a cause that can pass. Only with ``retry_possibly_billed``: anything
-    after a generation left this machine. No: everything else (invalid, refused, expired)."""
+    Yes: the request never left (could not connect, the ledger could not be reached), the API said it
+    did not take it (429, a prompt 503), or a download failed for a cause that can pass. Only with
+    ``retry_possibly_billed``: anything after a generation left this machine. No: everything else
+    (invalid, over a spend ceiling, refused, expired)."""
     if isinstance(error, SeedreamPossiblyBilledError):
         return retry_possibly_billed
-    if isinstance(error, SeedreamDownloadError):
+    if isinstance(error, (SeedreamDownloadError, SeedreamSpendLedgerError)):
         return error.retryable
     return isinstance(error, _NOTHING_BILLED_AND_MAY_PASS)
-
-
-_AUTH_REASONS = frozenset({"INVALID_API_KEY", "MISSING_API_KEY", "API_NOT_ALLOWED", "NEED_REAL_NAME_VERIFY"})
-_CONTENT_POLICY_REASONS = frozenset({"ILLEGAL_PROMPT", "ILLEGAL_IMAGE_CONTENT"})
-_BILLING_REASONS = frozenset({"BILLING_BALANCE_NOT_ENOUGH"})
-
-
-def parse_error_body(body: bytes) -> tuple[str | None, str]:
-    """``(reason, message)`` from any error body the API or a gateway sends.
-
-    Known shapes: ``{"code", "reason", "message"}``, ``{"error": {"message", "code"}}``, plain text
-    or an HTML page (returned whole; callers truncate)."""
-    text = body.decode("utf-8", errors="replace")
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
-        return None, text.strip() or "(empty body)"
-    if isinstance(document, dict):
-        inner = document.get("error")
-        details = inner if isinstance(inner, dict) else document
-        reason = details.get("reason") or (
-            details.get("code") if isinstance(details.get("code"), str) else None
-        )
-        message = details.get("message") or details.get("msg") or (inner if isinstance(inner, str) else None)
-        return (str(reason) if reason else None), str(message if message else text)
-    return None, text
-
-
-OVERLOAD_ANSWER_SECONDS = 30.0
-"""A 503 that comes back sooner than this is the service refusing work it did not start; a later one
-may be a gateway giving up on a generation that goes on (Novita warns of 503/504 on long requests)."""
-
-
-def api_error(
-    status: int,
-    body: bytes,
-    retry_after: float | None = None,
-    *,
-    elapsed: float = 0.0,
-    location: str | None = None,
-) -> SeedreamAPIError | SeedreamPossiblyBilledError:
-    """The exception type a DAG author can act on, for an error status and its body.
-
-    This is the billing classification of answers: only 429 and a prompt 503 say the request was not
-    processed (safe to send again); other 5xx may hide a generation that ran. ``elapsed`` is how long
-    the answer took; ``location`` the redirect target of a 3xx, already redacted."""
-    reason, message = parse_error_body(body)
-    upper_reason = (reason or "").upper()
-    if 300 <= status < 400:
-        return SeedreamBadRequestError(
-            status,
-            "REDIRECT",
-            f"the API answered with a redirect to {location or '(no Location)'}; redirects are not "
-            "followed for generations (they would re-send the request, references included, elsewhere): "
-            "set the connection's host to the API's real base URL",
-        )
-    if status == 401 or upper_reason in _AUTH_REASONS:
-        return SeedreamAuthError(status, reason, message)
-    if upper_reason in _CONTENT_POLICY_REASONS:
-        return SeedreamContentPolicyError(status, reason, message)
-    if upper_reason in _BILLING_REASONS:
-        return SeedreamBillingError(status, reason, message)
-    if status == 429:
-        return SeedreamRateLimitError(status, reason, message, retry_after)
-    if status == 403:
-        return SeedreamAuthError(status, reason, message)
-    if 400 <= status < 500:
-        return SeedreamBadRequestError(status, reason, message)
-    if status == 503 and elapsed < OVERLOAD_ANSWER_SECONDS:
-        return SeedreamServerError(status, reason, message)
-    if status >= 500:
-        return SeedreamGatewayError(status, reason, message)
-    return SeedreamResponseError(status, reason, message)

@@ -1,5 +1,5 @@
 """One stored image's record, defined once: what a download's manifest lists, what a cache generation's
-record holds of each image, and what the UI's gallery shows.
+record holds of each image, and what the UI's gallery shows; and what a finished task read and wrote.
 
 Plain Python (pydantic, no Airflow). Records are written by tasks, so wherever one is read it is
 validated here first: a record that does not parse is no record.
@@ -7,6 +7,7 @@ validated here first: a record that does not parse is no record.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -72,3 +73,15 @@ def parse_image(entry: Any) -> StoredImage | None:
         return StoredImage.model_validate(entry)
     except ValidationError:
         return None
+
+
+@dataclass
+class LineageFacts:
+    """What a finished task read and wrote, kept on the operator for OpenLineage (``_internal.lineage``):
+    locations (paths, URIs or ``ObjectStoragePath``), never links, whose signatures must not leave."""
+
+    inputs: list[Any]
+    outputs: list[Any]
+    models: list[str]
+    images: int
+    usage: dict[str, Any]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Annotated, Any, NamedTuple, TypedDict
 
 from pydantic import (
@@ -31,10 +30,10 @@ from airflow_provider_seedream.contract.references import (
     Reference,
     classify_reference,
     is_single_reference,
-    ratio_text,
     short_repr,
 )
 from airflow_provider_seedream.contract.rendered import rendered_bool, rendered_int, rendered_none
+from airflow_provider_seedream.contract.sizes import normalized_size, size_problem
 from airflow_provider_seedream.contract.specs import (
     DEFAULT_MODEL,
     MODEL_SPECS,
@@ -44,7 +43,6 @@ from airflow_provider_seedream.contract.specs import (
 )
 
 log = logging.getLogger(__name__)
-_SIZE_WXH = re.compile(r"^([0-9]+)[xX]([0-9]+)$")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
@@ -149,33 +147,7 @@ class GenerateRequest(BaseModel):
         return None
 
     def _size_problem(self, spec: ModelSpec) -> str | None:
-        if self.size is None:
-            return None
-        low, high = spec.pixel_range
-        low_ratio, high_ratio = spec.aspect_ratio
-        allowed = (
-            f"use one of {', '.join(spec.size_presets)}, or WIDTHxHEIGHT with total pixels "
-            f"{low:,}..{high:,} and aspect ratio {ratio_text(low_ratio)}..{ratio_text(high_ratio)}"
-        )
-        if _preset(spec, self.size) is not None:
-            return None
-        match = _SIZE_WXH.match(self.size.strip())
-        if not match:
-            return f"size={self.size!r} is not valid for {spec.name}: {allowed}"
-        width, height = int(match.group(1)), int(match.group(2))
-        if width == 0 or height == 0:
-            return f"size={self.size!r}: width and height must be positive; {allowed}"
-        if not low <= width * height <= high:
-            pixels = width * height
-            return (
-                f"size={self.size!r}: total pixels {pixels:,} are outside {low:,}..{high:,} for {spec.name}"
-            )
-        if not low_ratio <= Fraction(width, height) <= high_ratio:
-            return (
-                f"size={self.size!r}: aspect ratio {ratio_text(Fraction(width, height))} is outside "
-                f"{ratio_text(low_ratio)}..{ratio_text(high_ratio)} for {spec.name}"
-            )
-        return None
+        return size_problem(spec, self.size) if self.size is not None else None
 
     def _images_problem(self, spec: ModelSpec) -> str | None:
         if self.images is None:
@@ -239,14 +211,7 @@ class GenerateRequest(BaseModel):
     @property
     def normalized_size(self) -> str | None:
         """``size`` as sent: a preset in capitals, or ``WIDTHxHEIGHT`` without spaces or leading zeros."""
-        if self.size is None:
-            return None
-        size = self.size.strip()
-        preset = _preset(self.spec, size)
-        if preset is not None:
-            return preset
-        width, height = _SIZE_WXH.match(size).groups()  # type: ignore[union-attr]  # validated
-        return f"{int(width)}x{int(height)}"
+        return normalized_size(self.spec, self.size) if self.size is not None else None
 
     def to_payload(self, references: list[str] | None = None) -> dict[str, Any]:
         """The JSON body for the API, each parameter where the model's spec puts it; parameters left
@@ -261,12 +226,6 @@ class GenerateRequest(BaseModel):
             if values.get(name) is not None:
                 put_at(body, path, values[name])
         return body
-
-
-def _preset(spec: ModelSpec, size: str) -> str | None:
-    """The preset ``size`` names, in the spec's own spelling, whatever its case."""
-    wanted = size.strip().upper()
-    return next((name for name in spec.size_presets if name.upper() == wanted), None)
 
 
 def put_at(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

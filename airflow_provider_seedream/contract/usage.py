@@ -7,7 +7,7 @@ the connection's ``price_per_image`` extra gives the price you pay. Plain Python
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_provider_seedream.contract.exceptions import (
@@ -32,6 +32,9 @@ class Usage:
     images_reused: int = 0
     possibly_billed_requests: int = 0
     possibly_billed_images: int = 0
+    ceilings: list[dict[str, Any]] = field(default_factory=list)
+    """The spend ceilings that applied (``contract.spend``): each one's name, scope, limit, and what
+    was spent, reserved and remained after this task's last request."""
 
     @classmethod
     def for_model(cls, model: str, prices: Mapping[str, float], conn_id: str) -> Usage:
@@ -104,6 +107,11 @@ class Usage:
             )
             if self.price_per_image_usd is not None:
                 text += f" (${self.possibly_billed_images * self.price_per_image_usd:.2f}) more"
+        for ceiling in self.ceilings:
+            text += (
+                f"; {ceiling['ceiling']}={ceiling['limit_usd']:g}: ${ceiling['remaining_usd']:.2f} remaining "
+                f"(${ceiling['spent_usd']:.2f} spent, ${ceiling['reserved_usd']:.2f} reserved)"
+            )
         return text
 
 

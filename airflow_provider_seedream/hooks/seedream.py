@@ -1,12 +1,10 @@
-"""The Seedream hook: the public face of the provider's I/O with the Novita API and image storage. It
-reads the connection and delegates by role: the request's rules to ``contract``, HTTP exchanges and
-their bounds to ``_internal.transport``, downloads to ``_internal.download``, files to
-``_internal.references`` and ``_internal.storage``."""
+"""The Seedream hook: the connection, its sessions, and the calls to the Novita API and image storage,
+each delegated by role (``contract`` for the rules, ``_internal`` for the work: ``sending``,
+``download``, ``probe``, ``cache``)."""
 
 from __future__ import annotations
 
 import os
-import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -19,26 +17,20 @@ from airflow_provider_seedream._internal.cache.generations import (
     copy_cached_image,
 )
 from airflow_provider_seedream._internal.download import stream_image
+from airflow_provider_seedream._internal.probe import check_models
 from airflow_provider_seedream._internal.references import resolve_references
-from airflow_provider_seedream._internal.transport import (
-    ERROR_BODY_SECONDS,
-    RetryBudget,
-    ThreadSessions,
-    post_generation,
-    probe_endpoint,
-)
+from airflow_provider_seedream._internal.sending import send_generation
+from airflow_provider_seedream._internal.transport import ERROR_BODY_SECONDS, ThreadSessions
 from airflow_provider_seedream.contract.connection import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
     base_url_from_connection,
 )
-from airflow_provider_seedream.contract.exceptions import SeedreamError, may_retry
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
 from airflow_provider_seedream.contract.records import StoredImage
 from airflow_provider_seedream.contract.redact import Secrets, mask_signatures, redact_url
 from airflow_provider_seedream.contract.request import GenerationOptions, PreparedGeneration, build_request
-from airflow_provider_seedream.contract.specs import MODEL_SPECS
 from airflow_provider_seedream.contract.usage import Usage
 from airflow_provider_seedream.version_compat import connection_form_widgets
 
@@ -52,15 +44,9 @@ __all__ = ["CachedGeneration", "PreparedGeneration", "SeedreamHook", "StoredImag
 
 
 class SeedreamHook(BaseHook):
-    """
-    Generate images with Seedream through Novita AI.
-
-    The API key is the connection's password. The host is the API base URL: empty means
-    ``https://api.novita.ai``; ``http://127.0.0.1:8080`` is used as given; a bare host name means https.
-    Extras (all optional) are ``contract.connection.ConnectionSettings``' fields.
-
-    :param seedream_conn_id: the Airflow connection of type ``seedream`` to use.
-    """
+    """Generate images with Seedream through Novita AI, with the API key of the ``seedream`` connection
+    ``seedream_conn_id``; its host, port and extras are described in docs/connection.md
+    (``contract.connection.ConnectionSettings``)."""
 
     conn_name_attr = "seedream_conn_id"
     default_conn_name = DEFAULT_CONN_ID
@@ -133,33 +119,29 @@ class SeedreamHook(BaseHook):
         retry_possibly_billed: bool | None = None,
         cache: str | os.PathLike[str] | ObjectStoragePath | None = None,
         cache_key: Any = None,
+        max_spend_usd: float | str | None = None,
         **options: Unpack[GenerationOptions],
     ) -> list[str]:
-        """
-        Generate images and return their URLs, in the order the API gave them; with ``cache``, return
-        the images' locations in the cache instead, reusing an identical earlier generation.
+        """Generate images and return their URLs in the API's order; with ``cache``, their locations
+        in the cache, reusing an identical earlier generation (docs/cache.md).
 
-        Every documented rule is checked, and local or object-storage reference images are read,
-        checked by content and inlined as data URIs, before anything is sent. ``options`` are the
-        other generation parameters (``model``, ``size``, ``images``...), with the meanings and
-        defaults of :class:`~airflow_provider_seedream.contract.request.GenerateRequest`; an unknown
-        one is refused by name.
+        Every documented rule is checked, and reference images are read, checked by content and
+        inlined, before anything is sent. ``options`` are the other parameters (``model``, ``size``,
+        ``images``...) of :class:`~airflow_provider_seedream.contract.request.GenerateRequest`; an
+        unknown one is refused by name.
 
-        :param read_timeout: seconds to wait for the answer (default: the connection's ``read_timeout``).
-        :param retry_possibly_billed: send the request again after a failure that came after it left
-            this machine (read timeout, broken answer, 500/502/504). The API may already be generating,
-            so this can bill twice (default: the connection's, off).
-        :param cache: a folder, storage URI (``s3://bucket/prefix``) or ``ObjectStoragePath``. When it
-            holds a complete, verified generation of an identical request, nothing is sent and its
-            images' locations are returned; otherwise the images are generated, stored there, and their
-            locations returned. Locations, unlike links, do not expire.
-        :param cache_key: with ``cache``: stands for the prompt in the request's fingerprint, for a
-            prompt that is written anew each time (by an LLM): what it was made from (a catalog row, the
-            brief, the LLM's model), as a str or JSON value. Everything else in the request still counts.
-        :raises SeedreamValidationError: the request breaks a documented rule; nothing was sent.
+        :param read_timeout: seconds to wait for the answer (default: the connection's).
+        :param retry_possibly_billed: send again after a failure that came after the request left
+            (read timeout, broken answer, 500/502/504): this can bill twice (default: the connection's, off).
+        :param cache: a folder, storage URI or ``ObjectStoragePath`` keeping paid generations by request.
+        :param cache_key: with ``cache``, stands for the prompt in the request's fingerprint: what an
+            LLM-written prompt was made from, as a str or JSON value.
+        :param max_spend_usd: the most this task instance may spend, all its tries together (outside a
+            task: this call), besides the connection's ceilings (docs/spend.md).
+        :raises SeedreamValidationError: a documented rule is broken; nothing was sent.
+        :raises SeedreamSpendLimitError: a spend ceiling would be exceeded; nothing was sent.
         :raises SeedreamPossiblyBilledError: the request was sent and no usable answer came back.
-        :raises SeedreamCacheStoreError: generated and paid for, then storing into ``cache`` failed; the
-            error's ``urls`` are the paid links.
+        :raises SeedreamCacheStoreError: paid for, then storing into ``cache`` failed (``urls``: the links).
         :raises SeedreamAPIError: the API answered with an error, after any retries.
         :raises SeedreamConnectionError: the API could not be reached; nothing was sent.
         """
@@ -169,7 +151,11 @@ class SeedreamHook(BaseHook):
             return hit.locations
         usage = self.usage_for(prepared.request.model)  # the cache's record keeps what it cost
         urls = self.send_generation(
-            prepared, usage=usage, read_timeout=read_timeout, retry_possibly_billed=retry_possibly_billed
+            prepared,
+            usage=usage,
+            read_timeout=read_timeout,
+            retry_possibly_billed=retry_possibly_billed,
+            max_spend_usd=max_spend_usd,
         )
         if generation_cache is None:
             return urls
@@ -188,53 +174,25 @@ class SeedreamHook(BaseHook):
         usage: Usage | None = None,
         read_timeout: float | None = None,
         retry_possibly_billed: bool | None = None,
+        max_spend_usd: float | str | None = None,
     ) -> list[str]:
         """Send a prepared generation and return its image URLs; :meth:`generate` describes the
         parameters and errors. Each link's signature is registered with Airflow's secret masker.
-        ``usage`` (see :meth:`usage_for`) counts every request sent and what it was billed for."""
-        settings = self.settings
-        opt_in = self.possibly_billed_opt_in(retry_possibly_billed)
-        read = read_timeout if read_timeout is not None else settings.read_timeout
-        timeouts = (settings.connect_timeout, read)
-        request = prepared.request
-        url = f"{self.base_url}{request.spec.path}"
-        started = time.monotonic()
-        budget = RetryBudget(settings)
-        attempt = 0
-        while True:  # a plain loop, not tenacity: see RetryBudget
-            attempt += 1
-            try:
-                urls = post_generation(
-                    self._sessions.api,
-                    url,
-                    prepared.body,
-                    timeouts,
-                    max_links=request.spec.max_total_images,
-                    secrets=self._secrets,
-                )
-                break
-            except SeedreamError as err:
-                if usage is not None:
-                    usage.count_failure(err, request.most_images)
-                if not may_retry(err, retry_possibly_billed=opt_in) or budget.spent(err):
-                    raise
-                wait = budget.wait(attempt, err)
-                self.log.warning(
-                    "Seedream request failed (%s); %s in %.1f s", err, budget.describe(err), wait
-                )
-                time.sleep(wait)
-        if usage is not None:
-            usage.count_answer(len(urls))
-        mask_signatures(urls)
-        self.log.info(
-            "Seedream %s: size=%s, %d reference(s), %d image(s) in %.1f s",
-            request.model,
-            request.normalized_size or "default",
-            len(request.images or ()),
-            len(urls),
-            time.monotonic() - started,
+        ``usage`` (see :meth:`usage_for`) counts every request sent, what it was billed for, and the
+        spend ceilings that applied."""
+        return send_generation(
+            self._sessions.api,
+            self.base_url,
+            prepared,
+            conn_id=self.seedream_conn_id,
+            settings=self.settings,
+            read_timeout=read_timeout,
+            secrets=self._secrets,
+            retry_possibly_billed=self.possibly_billed_opt_in(retry_possibly_billed),
+            usage=usage if usage is not None else self.usage_for(prepared.request.model),
+            max_spend_usd=max_spend_usd,
+            log=self.log,
         )
-        return urls
 
     def generation_cache(self, root: str | os.PathLike[str] | ObjectStoragePath) -> GenerationCache:
         """The generation cache at ``root`` for this connection's API: what :meth:`generate` finds
@@ -253,30 +211,23 @@ class SeedreamHook(BaseHook):
         max_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
     ) -> StoredImage:
         """Copy an image a generation cache holds (a location :meth:`generate` returned with ``cache``)
-        to ``path`` below ``destination``, as :meth:`download_image` stores a link's: checked against the
-        cache's record of it (size, sha256), server-side between objects of one S3 connection.
+        to ``path`` below ``destination``, checked against the cache's record of it (size, sha256).
 
-        :param cache: the cache root the location must lie in. Give it whenever the location comes from
-            someone else (an asset event, which REST users can create too); without it, the location
-            must lie in the layout of some cache, below the root that layout gives it.
+        :param cache: the cache root the location must lie in: give it whenever the location comes from
+            someone else (an asset event); without it, it must lie in some cache's layout.
         :raises SeedreamDownloadError: the location is no cached image (below ``cache``), or it no
             longer checks."""
         image, target = copy_cached_image(
             location, path, destination=destination, cache=cache, max_bytes=max_bytes, log=self.log
         )
-        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
-
-        get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
+        self._wrote(target)
         self.log.info("Copied %s (%d bytes) to %s", location, image.bytes, image.location)
         return image
 
     def download(self, url: str, path: str | os.PathLike[str] | ObjectStoragePath) -> str:
-        """
-        Stream the image at ``url`` into ``path`` and return where it was stored.
-
-        ``path`` is a local path, an object-storage URI (``s3://...``, ``file://...``) or an
-        ``ObjectStoragePath``; ``{ext}`` in its file name becomes the content's extension. The body must
-        be an image by content, and appears at ``path`` only once whole (``_internal.storage``).
+        """Stream the image at ``url`` into ``path`` (a local path, storage URI or ``ObjectStoragePath``;
+        ``{ext}`` becomes the content's extension) and return where it was stored. The body must be an
+        image by content, and appears at ``path`` only once whole (``_internal.storage``).
 
         :raises SeedreamLinkNotReadyError: the link answers 404: not available yet.
         :raises SeedreamLinkExpiredError: the link has expired (403 "Request has expired", 410).
@@ -298,11 +249,9 @@ class SeedreamHook(BaseHook):
 
         :param destination: when given, ``path`` is a name below it, and nothing is written outside
             it: no symbolic link below a local destination is followed.
-        :param max_bytes: refuse bodies larger than this (default 80 MiB, above any 4K image);
-            ``None`` for no limit.
+        :param max_bytes: refuse larger bodies (default 80 MiB, above any 4K image; ``None``: no limit).
         :param not_ready_statuses: statuses meaning "not available yet" (default 404).
-        :param timeout: seconds the whole download may take, however slowly the server sends
-            (default: the connection's ``read_timeout``).
+        :param timeout: seconds the whole download may take (default: the connection's ``read_timeout``).
         """
         mask_signatures([url])
         settings = self.settings
@@ -316,42 +265,22 @@ class SeedreamHook(BaseHook):
             timeouts=(settings.connect_timeout, settings.read_timeout),
             budget=timeout if timeout is not None else settings.read_timeout,
         )
-        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
-
-        get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
+        self._wrote(target)
         self.log.info("Stored %s (%d bytes) at %s", redact_url(url), image.bytes, image.location)
         return image
 
-    def _probe_timeouts(self) -> tuple[float, float]:
-        settings = self.settings
-        return settings.connect_timeout, min(settings.read_timeout, ERROR_BODY_SECONDS)
+    def _wrote(self, target: Any) -> None:
+        """Tell Airflow's hook-level lineage (the OpenLineage provider reads it) what was written."""
+        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+
+        get_hook_lineage_collector().add_output_asset(context=self, uri=str(target))
 
     def test_connection(self) -> tuple[bool, str]:
         """
-        Check the base URL and the key, for every model, without generating (or billing) anything.
-
-        It posts an empty JSON object to each model's endpoint. Without a prompt the API cannot
-        generate, so an endpoint answers 400 once it has accepted the key, and 401/403 (or a
-        key-related reason) when it has not; an account can be refused some models only (403
-        ``API_NOT_ALLOWED``). The test passes when the key is accepted for at least one model, and its
-        message names every model the key was refused for. No retries are made, and redirects are not
-        followed.
+        Check the base URL and the key, for every model, without generating (or billing) anything:
+        an empty JSON object is posted to each model's endpoint (``_internal.probe``). It passes when
+        the key is accepted for at least one model, and its message names every model that refused it.
         """
-        accepted, refused = [], {}
-        for spec in MODEL_SPECS.values():
-            try:
-                problem = probe_endpoint(
-                    self._sessions.api, self.base_url, spec.path, self._probe_timeouts(), self._secrets
-                )
-            except SeedreamError as err:  # no answer, or bad extras: every endpoint would say the same
-                return False, str(err)
-            if problem is None:
-                accepted.append(spec.name)
-            else:
-                refused[spec.name] = problem
-        refusals = "; ".join(f"{name}: {problem}" for name, problem in refused.items())
-        if not accepted:
-            reasons = set(refused.values())
-            return False, reasons.pop() if len(reasons) == 1 else refusals
-        message = f"Connected to {self.base_url}; the API key was accepted for {', '.join(accepted)}"
-        return True, f"{message}, and refused for {refusals}" if refused else f"{message}."
+        settings = self.settings
+        timeouts = settings.connect_timeout, min(settings.read_timeout, ERROR_BODY_SECONDS)
+        return check_models(self._sessions.api, self.base_url, timeouts, self._secrets)

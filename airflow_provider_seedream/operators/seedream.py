@@ -9,18 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
+from airflow_provider_seedream._internal import metrics
 from airflow_provider_seedream._internal.generation_state import GenerationState
 from airflow_provider_seedream._internal.operator_support import (
-    LineageFacts,
     is_literal,
     lineage_of,
-    load_hook,
     task_failure,
 )
 from airflow_provider_seedream.contract.connection import DEFAULT_CONN_ID
 from airflow_provider_seedream.contract.exceptions import SeedreamCacheStoreError, SeedreamError
+from airflow_provider_seedream.contract.records import LineageFacts
 from airflow_provider_seedream.contract.request import GENERATION_PARAMETERS, build_request
 from airflow_provider_seedream.contract.specs import DEFAULT_MODEL
+from airflow_provider_seedream.contract.spend import usd_amount
 from airflow_provider_seedream.plugins.gallery import IMAGE_LINKS
 from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 
@@ -77,6 +78,11 @@ class SeedreamGenerateOperator(BaseOperator):
     :param cache_key: with ``cache``: stands for the prompt in the request's fingerprint, for prompts
         written anew on every run (by an LLM): what the prompt was made from, such as the catalog row,
         the brief and the LLM's model, as a str or JSON value (templated).
+    :param max_spend_usd: the most this task instance may spend, all its tries and retries together
+        (templated; finite, >= 0). With the connection's ``max_spend_per_run_usd`` and
+        ``max_spend_per_day_usd``: a generation that could exceed a ceiling is not sent, and the task
+        fails without retries (``SeedreamSpendLimitError``). Estimates: list prices or the connection's
+        ``price_per_image``.
 
     With the OpenLineage provider, the task reports the reference files and object-storage URIs it
     read as inputs, the images it stored in ``cache`` as outputs, and a run facet ``seedream`` (models,
@@ -84,7 +90,13 @@ class SeedreamGenerateOperator(BaseOperator):
     """
 
     # Every request argument can be computed: a rendered "3" or "false" is read as the number or boolean.
-    template_fields: Sequence[str] = (*GENERATION_PARAMETERS, "seedream_conn_id", "cache", "cache_key")
+    template_fields: Sequence[str] = (
+        *GENERATION_PARAMETERS,
+        "seedream_conn_id",
+        "cache",
+        "cache_key",
+        "max_spend_usd",
+    )
     ui_color = "#e8f0fe"
     operator_extra_links = IMAGE_LINKS
 
@@ -105,6 +117,7 @@ class SeedreamGenerateOperator(BaseOperator):
         durable: bool = True,
         cache: str | os.PathLike[str] | ObjectStoragePath | None = None,
         cache_key: Any = None,
+        max_spend_usd: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -122,12 +135,16 @@ class SeedreamGenerateOperator(BaseOperator):
         self.durable = durable
         self.cache = cache
         self.cache_key = cache_key
+        self.max_spend_usd = max_spend_usd
         self._lineage: LineageFacts | None = None
         self._check_literal_arguments()
 
     @cached_property
     def hook(self) -> SeedreamHook:
-        return load_hook(self.seedream_conn_id)
+        # requests and urllib3 come with it (about 30 ms): loaded when a task runs, not at each parse
+        from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+        return SeedreamHook(seedream_conn_id=self.seedream_conn_id)
 
     def _request_arguments(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in GENERATION_PARAMETERS}
@@ -139,6 +156,8 @@ class SeedreamGenerateOperator(BaseOperator):
         arguments = {name: value for name, value in self._request_arguments().items() if is_literal(value)}
         arguments.setdefault("prompt", "(templated)")
         build_request(**arguments)
+        if is_literal(self.max_spend_usd):
+            usd_amount(self.max_spend_usd, "max_spend_usd")
 
     def execute(self, context: Context) -> list[str]:
         hook = self.hook
@@ -158,6 +177,7 @@ class SeedreamGenerateOperator(BaseOperator):
                 urls = state.resume(retry_possibly_billed=opt_in, log=self.log)
                 if urls is not None:
                     usage.images_reused = len(urls)  # paid for by an earlier try
+                    metrics.count(metrics.IMAGES_REUSED, len(urls), model=prepared.request.model)
                     return self._hand_on(context, cache, prepared, urls, usage, state)
         except SeedreamError as err:
             raise task_failure(err) from err
@@ -165,7 +185,11 @@ class SeedreamGenerateOperator(BaseOperator):
             state.mark_sent()
         try:
             urls = hook.send_generation(
-                prepared, read_timeout=self.read_timeout, retry_possibly_billed=opt_in, usage=usage
+                prepared,
+                read_timeout=self.read_timeout,
+                retry_possibly_billed=opt_in,
+                usage=usage,
+                max_spend_usd=self.max_spend_usd,
             )
         except SeedreamError as err:
             if state is not None:

@@ -28,6 +28,7 @@ from airflow_provider_seedream._internal.gallery import (
     Thumbnails,
     gallery_roots,
     proven_bytes,
+    run_spend,
     task_images,
 )
 from airflow_provider_seedream.contract.exceptions import SeedreamDownloadError
@@ -45,7 +46,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "private, no-store",
     "Referrer-Policy": "same-origin",
 }
-_XCOM_KEYS = ("return_value", "manifest")
+_XCOM_KEYS = ("return_value", "manifest", "usage")
 _OUR_KEYS = ("manifest", "usage")
 
 gallery_app = FastAPI(title="Seedream gallery", docs_url=None, redoc_url=None, openapi_url=None)
@@ -163,10 +164,14 @@ def _map_index(text: str | None) -> int:
 @gallery_app.get("/runs/{dag_id}/{run_id}", dependencies=READ_TASK_INSTANCES, response_class=HTMLResponse)
 def run_gallery(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
     """Every image the run's tasks stored, by task and map index."""
-    tasks = [(task, task.images()) for task in _run_tasks(dag_id, run_id)]
-    sections = [_section(request, dag_id, run_id, task, images) for task, images in tasks if images]
+    tasks = _run_tasks(dag_id, run_id)
+    spend = run_spend([task.xcom.get("usage") for task in tasks])
+    sections = [
+        _section(request, dag_id, run_id, task, images) for task in tasks if (images := task.images())
+    ]
     empty = "No task of this run has stored images yet." if gallery_roots(log) else NOT_CONFIGURED
-    return _page(f"Images of {run_id}", sections or [f"<p>{html.escape(empty)}</p>"])
+    header = [f'<p class="spend">{html.escape(spend)}</p>'] if spend else []
+    return _page(f"Images of {run_id}", header + (sections or [f"<p>{html.escape(empty)}</p>"]))
 
 
 @gallery_app.get(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -22,15 +21,12 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_seedream._internal.filenames import (
     DEFAULT_FILENAME,
     check_filename_pattern,
-    filename_fields,
-    render_names,
+    task_names,
 )
 from airflow_provider_seedream._internal.manifest import stored_entries, stored_summary, write_manifest
 from airflow_provider_seedream._internal.operator_support import (
-    LineageFacts,
     is_literal,
     lineage_of,
-    load_hook,
     task_failure,
 )
 from airflow_provider_seedream._internal.storage import (
@@ -39,14 +35,15 @@ from airflow_provider_seedream._internal.storage import (
     remove_partial_files,
     storage_target,
 )
+from airflow_provider_seedream._internal.storing import store_batch
 from airflow_provider_seedream.contract.connection import DEFAULT_CONN_ID
 from airflow_provider_seedream.contract.exceptions import (
     SeedreamDownloadError,
     SeedreamError,
-    SeedreamLinkNotReadyError,
     SeedreamValidationError,
 )
 from airflow_provider_seedream.contract.links import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_NOT_READY_STATUSES
+from airflow_provider_seedream.contract.records import LineageFacts
 from airflow_provider_seedream.contract.redact import mask_signatures, redact_url
 from airflow_provider_seedream.contract.response import is_api_link, location_problem, url_problem
 from airflow_provider_seedream.contract.specs import MAX_GENERATED_IMAGES
@@ -55,15 +52,13 @@ from airflow_provider_seedream.plugins.gallery import IMAGE_LINKS
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
-    from airflow_provider_seedream.contract.records import StoredImage
     from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 __all__ = ["SeedreamDownloadOperator"]
 
 
 class SeedreamDownloadOperator(BaseSensorOperator):
-    """
-    Wait until generated image links can be fetched, then stream the images into storage.
+    """Wait until generated image links can be fetched, then stream the images into storage.
 
     Returns (XCom) the stored locations, in the order of ``urls``. Beside the images it writes a JSON
     manifest (the filename pattern with ``{index}`` as ``manifest`` and ``{ext}`` as ``json``) listing,
@@ -88,18 +83,15 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         ``{index}`` (position in ``urls``) and ``{ext}`` (from the content); ``{index}`` or ``{ext}`` must
         appear, so the manifest cannot take an image's name. Default
         ``{dag_id}/{run_id}/{task_id}/{map_index}-{index}.{ext}``, so a rerun overwrites.
-    :param max_bytes: refuse images larger than this many bytes (default 80 MiB, above any 4K image;
-        ``None`` for no limit).
+    :param max_bytes: refuse larger images (default 80 MiB, above any 4K image; ``None``: no limit).
     :param not_ready_statuses: statuses that mean "not available yet" (default ``(404,)``).
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param parallel_downloads: images fetched and stored at once (1-15, default 4). Memory grows with
         it, not with the images' size (an S3 upload holds one 8 MiB part and, while it is sent, the
         HTTP client's copy).
 
-    Each asset in ``outlets`` gets an event whose ``extra`` lists the stored locations, what each was
-    stored from (``sources``), the manifest, the models, the number of images and their usage. With
-    the OpenLineage provider, the task reports the cached images it copied as inputs, the stored
-    images as outputs, and a run facet ``seedream``.
+    Each asset in ``outlets`` gets an event whose ``extra`` says what was stored, and from what
+    (docs/storage.md); OpenLineage gets the copied and the stored images and a run facet ``seedream``.
     """
 
     template_fields: Sequence[str] = ("urls", "destination", "filename")
@@ -140,7 +132,10 @@ class SeedreamDownloadOperator(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> SeedreamHook:
-        return load_hook(self.seedream_conn_id)
+        # requests and urllib3 come with it (about 30 ms): loaded when a task runs, not at each parse
+        from airflow_provider_seedream.hooks.seedream import SeedreamHook
+
+        return SeedreamHook(seedream_conn_id=self.seedream_conn_id)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
@@ -221,38 +216,18 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         except SeedreamError as err:
             raise task_failure(err) from err
         stored_before = len(stored)
-        poke_deadline = time.monotonic() + self.timeout
-        read_timeout = hook.settings.read_timeout
-
-        def store(index: int) -> StoredImage:
-            if not is_api_link(urls[index]):
-                return hook.copy_stored_image(
-                    urls[index], names[index], destination=destination, max_bytes=self.max_bytes
-                )
-            return hook.download_image(
-                urls[index],
-                names[index],
-                destination=destination,
-                max_bytes=self.max_bytes,
-                not_ready_statuses=self.not_ready_statuses,
-                timeout=max(min(read_timeout, poke_deadline - time.monotonic()), 0.001),
-            )
-
         pending = [index for index in range(len(urls)) if index not in stored]
-        failure: SeedreamError | None = None
-        # Several at once: one image's upload waits on the store's answers while another streams.
-        with ThreadPoolExecutor(max(min(self.parallel_downloads, len(pending)), 1)) as pool:
-            futures = {index: pool.submit(store, index) for index in pending}
-            for index, future in futures.items():
-                try:
-                    image = future.result()
-                except SeedreamLinkNotReadyError as err:
-                    self.log.info("%s", err)
-                    continue
-                except SeedreamError as err:
-                    failure = failure or err  # after the others finish, and the manifest lists them
-                    continue
-                stored[index] = {"index": index, **image.to_dict()}
+        images, failure = store_batch(
+            hook,
+            {index: (urls[index], names[index]) for index in pending},
+            destination=destination,
+            max_bytes=self.max_bytes,
+            not_ready_statuses=self.not_ready_statuses,
+            deadline=time.monotonic() + self.timeout,
+            parallel=self.parallel_downloads,
+            log=self.log,
+        )
+        stored.update({index: {"index": index, **image.to_dict()} for index, image in images.items()})
         if len(stored) > stored_before:
             try:
                 write_manifest(destination, manifest_name, stored)
@@ -294,21 +269,10 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         return lineage_of(self._lineage)
 
     def _names(self, context: Context, count: int | None = None) -> list[str]:
-        """The relative name of each image (``{ext}`` still open), then the manifest's. Refuses patterns
-        that would make mapped instances, or several links, overwrite each other."""
-        map_index = context["ti"].map_index
-        if map_index is not None and map_index >= 0 and "{map_index}" not in self.filename:
-            raise AirflowFailException(
-                f"filename={self.filename!r} needs {{map_index}}: this task is mapped, and its instances "
-                "would overwrite each other's images"
-            )
-        count = len(self._url_list()) if count is None else count
-        if count > 1 and "{index}" not in self.filename:
-            raise AirflowFailException(f"filename={self.filename!r} needs {{index}}: there are {count} links")
-        ti = context["ti"]
-        fields = filename_fields(ti.dag_id, ti.run_id, ti.task_id, map_index)
+        """The relative name of each image (``{ext}`` still open), then the manifest's."""
+        ti, count = context["ti"], len(self._url_list()) if count is None else count
         try:
-            return render_names(self.filename, fields, count)
+            return task_names(self.filename, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, count)
         except SeedreamValidationError as err:
             raise task_failure(err) from err
 

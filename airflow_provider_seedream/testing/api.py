@@ -9,16 +9,7 @@ from typing import Any
 from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
 from airflow_provider_seedream.contract.references import check_data_uri, short_repr
 from airflow_provider_seedream.contract.request import GenerateRequest, build_request
-from airflow_provider_seedream.contract.specs import MODEL_SPECS, ModelSpec
-
-
-def pixels(spec: ModelSpec, size: str | None) -> tuple[int, int]:
-    if size is None:
-        return spec.default_size
-    if size in spec.size_presets:
-        return spec.size_presets[size]
-    width, height = size.split("x")
-    return int(width), int(height)
+from airflow_provider_seedream.contract.specs import MODEL_SPECS
 
 
 def request_from_payload(model: str, body: object) -> GenerateRequest:

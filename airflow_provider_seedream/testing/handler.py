@@ -1,23 +1,40 @@
 """The sandbox's HTTP handler: generation endpoints, image links with their scripted faults, the chat
-endpoint and the control plane's stats, each answered from the ``SeedreamSandbox`` it serves."""
+endpoint and the control plane's stats, each answered from the ``SeedreamSandbox`` it serves (``Served``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import threading
 import time
+from collections.abc import Collection
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_seedream.contract.specs import MODEL_SPECS
 from airflow_provider_seedream.testing.chat import CHAT_COMPLETIONS_PATH, chat_error
-from airflow_provider_seedream.testing.faults import RecordedRequest
+from airflow_provider_seedream.testing.faults import Fault, RecordedRequest, SandboxStats, StoredImage
 
-if TYPE_CHECKING:
-    from airflow_provider_seedream.testing.server import SeedreamSandbox
+
+class Served(Protocol):
+    """What the handler reads and calls of the sandbox it serves (``server.SeedreamSandbox``), which
+    builds it: named here so that this module need not import that one."""
+
+    api_key: str | None
+    allowed_models: Collection[str] | None
+    log: bool
+    requests: list[RecordedRequest]
+    stats: SandboxStats
+    _images: dict[str, StoredImage]
+    _lock: threading.Lock
+
+    def _next_fault(self) -> Fault | None: ...
+    def _generate(self, model: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]: ...
+    def _chat(self, body: Any) -> tuple[int, dict[str, Any]]: ...
+
 
 EXPIRED_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
@@ -38,7 +55,7 @@ def token_of(url: str) -> str:
     return urlsplit(url).path.rsplit("/", 1)[-1].split(".")[0]
 
 
-def handler_for(sandbox: SeedreamSandbox) -> type[BaseHTTPRequestHandler]:
+def handler_for(sandbox: Served) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Headers and body go out in separate writes: without this, every request on a kept-alive

@@ -21,8 +21,9 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from airflow_provider_seedream.contract.exceptions import SeedreamValidationError
+from airflow_provider_seedream.contract.sizes import pixels
 from airflow_provider_seedream.contract.specs import MODEL_SPECS
-from airflow_provider_seedream.testing.api import pixels, request_from_payload
+from airflow_provider_seedream.testing.api import request_from_payload
 from airflow_provider_seedream.testing.chat import CHAT_COMPLETIONS_PATH, chat_error, chat_request, completion
 from airflow_provider_seedream.testing.faults import (
     Fault,

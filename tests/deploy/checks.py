@@ -262,21 +262,45 @@ def check_cache_reuse(deployment: Deployment, store: S3Store) -> None:
     )
 
 
-def check_publish(deployment: Deployment, cached: S3Store, live: Store) -> None:
+def start_publishing(deployment: Deployment) -> None:
+    """Unpause the publication, scheduled on the asset the marketing example's stores update, with no
+    event queued: its first run then starts from the next event. That run consumes every earlier event
+    too (Airflow hands a DAG's first asset-triggered run all events before it), including those of the
+    marketing runs into other destinations, whose caches the publication rightly refuses: the forged
+    event (``trust.check_forged_publication``) goes first, and its failed run takes them all."""
+    response = deployment.session.delete(
+        f"{deployment.api}/dags/{PUBLISH_DAG}/assets/queuedEvents", timeout=30
+    )
+    if response.status_code not in (204, 404):
+        raise Failure(
+            f"clearing {PUBLISH_DAG}'s queued events answered {response.status_code}: {response.text}"
+        )
+    deployment.unpause(PUBLISH_DAG)
+
+
+def publish_runs(deployment: Deployment) -> set[str]:
+    return {run["dag_run_id"] for run in deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns")["dag_runs"]}
+
+
+def check_publish(deployment: Deployment, cached: S3Store, live: Store, earlier: set[str]) -> None:
     """Nobody triggers the publication: the scheduler starts it from the marketing runs' asset events
-    (``check_cache_reuse`` made them, into ``cached``). live/ (in ``live``) then holds each product's
-    image, byte-exact from the cache, and the last publication copied nothing: those runs reused every
-    image."""
+    (``check_cache_reuse`` made them, into ``cached``; the runs in ``earlier`` came before). live/ (in
+    ``live``) then holds each product's image, byte-exact from the cache, and the last publication
+    copied nothing: those runs reused every image."""
 
     def settled() -> list[dict] | None:
         runs = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/dagRuns", params={"order_by": "run_after"})
         queued = deployment.rest("GET", f"/dags/{PUBLISH_DAG}/assets/queuedEvents", params={})
-        busy = [run for run in runs["dag_runs"] if run["state"] in ("queued", "running")]
-        return runs["dag_runs"] if runs["dag_runs"] and not busy and not queued["queued_events"] else None
+        new = [run for run in runs["dag_runs"] if run["dag_run_id"] not in earlier]
+        busy = [run for run in new if run["state"] in ("queued", "running")]
+        return new if new and not busy and not queued["queued_events"] else None
 
     runs = deployment.wait_for(settled, 180, f"the scheduler to start and finish {PUBLISH_DAG}")
     if [(run["run_type"], run["state"]) for run in runs] != [("asset_triggered", "success")] * len(runs):
-        raise Failure(f"{PUBLISH_DAG} ran {[(run['run_type'], run['state']) for run in runs]}")
+        failed = [run["dag_run_id"] for run in runs if run["state"] != "success"]
+        text = "".join(deployment.log_text(PUBLISH_DAG, run_id, ("failed",)) for run_id in failed)
+        said = "\n".join(line[:600] for line in text.splitlines() if "Not publishing" in line)
+        raise Failure(f"{PUBLISH_DAG} ran {[(run['run_type'], run['state']) for run in runs]}:\n{said}")
     if len(runs) < 2:
         raise Failure(f"{PUBLISH_DAG} ran once for two marketing runs: {runs}")
     last = runs[-1]["dag_run_id"]
@@ -596,3 +620,35 @@ why the Celery tier runs 12 in flight where LocalExecutor's 8 suffice).
     step(f"wrote the load report to {BENCHMARKS.relative_to(REPOSITORY)}")
     if load["ratio"] is None or load["ratio"] < load["target"]:
         raise Failure(f"the load reached {load['ratio']}x of the rate limit; the target is {load['target']}x")
+
+
+CAPPED_DAG = "seedream_deploy_capped"
+CAPPED_TASKS = 24
+CAPPED_IMAGES = 10
+
+
+def check_run_ceiling(deployment: Deployment) -> dict[str, int]:
+    """24 mapped generations under ``seedream_capped``'s 10-image run ceiling, over every worker: exactly
+    10 POSTs, 14 tasks failed by the ceiling on their first try. Returns the generations per host."""
+    deployment.unpause(CAPPED_DAG)
+    before = len(deployment.sandbox.generation_requests())
+    run_id = deployment.trigger(CAPPED_DAG, conf={"prompts": CAPPED_TASKS})
+    deployment.wait_for_run(CAPPED_DAG, run_id, 300, expect="failed")
+    posts = len(deployment.sandbox.generation_requests()) - before
+    tis = [ti for ti in deployment.task_instances(CAPPED_DAG, run_id) if ti["task_id"] == "generate"]
+    states = Counter(ti["state"] for ti in tis)
+    retried = [ti["map_index"] for ti in tis if ti["try_number"] != 1]
+    if posts != CAPPED_IMAGES or states != {"success": CAPPED_IMAGES, "failed": CAPPED_TASKS - CAPPED_IMAGES}:
+        raise Failure(f"{CAPPED_DAG}: {posts} POSTs, task states {dict(states)}")
+    if retried:
+        raise Failure(f"{CAPPED_DAG}: map indexes {retried} were retried after the ceiling refused them")
+    text = deployment.log_text(CAPPED_DAG, run_id, ("failed",))
+    said = f"max_spend_per_run_usd=0.4 USD (DAG run {run_id} of {CAPPED_DAG}) would be exceeded"
+    if text.count(said) < CAPPED_TASKS - CAPPED_IMAGES:
+        raise Failure(f"{CAPPED_DAG}: the failed tasks' logs do not all say {said!r}:\n{text[-2000:]}")
+    hosts = dict(Counter(ti["hostname"] for ti in tis))
+    step(
+        f"{CAPPED_DAG}: {CAPPED_TASKS} mapped generations under a {CAPPED_IMAGES}-image run ceiling: "
+        f"{posts} POSTs, {states['failed']} refused on their first try, tasks per host {hosts}"
+    )
+    return hosts

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -28,12 +27,16 @@ from typing import Any
 import requests
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPOSITORY))
+sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "tests")]  # the package, and s3server.py
 
 from airflow_provider_seedream.testing import SeedreamSandbox  # noqa: E402
 
 API_KEY = "sk-deploy-" + secrets.token_hex(12)
 PASSWORD = secrets.token_urlsafe(12)
+RUN_CEILING_USD = 20.0
+"""``seedream_default``'s run ceiling: every example's run, and the load's ~100 images, fit below it."""
+CAPPED_RUN_USD = 0.40
+"""``seedream_capped``'s run ceiling: ten images of seedream-4.5 at its list price."""
 OUTSIDER_PASSWORD = secrets.token_urlsafe(12)
 HIDDEN_DAG = "seedream_marketing_refresh"
 """The DAG the user ``outsider`` may not read (``tests/gallery_auth.py``): its gallery must refuse them."""
@@ -96,6 +99,7 @@ class Deployment:
         assets: str | None = None,
         gallery_roots: Iterable[str] = (),
         settings: dict[str, str] | None = None,
+        spend_ledger: str | None = None,
     ) -> None:
         self.work = work
         self.executor = executor
@@ -109,6 +113,10 @@ class Deployment:
         """What the api-server's gallery may read (``[seedream] gallery_roots``): the examples' stores."""
         self.settings = settings or {}
         """More environment for every component."""
+        self.ceilings = {"max_spend_per_run_usd": RUN_CEILING_USD} | (
+            {"spend_ledger": spend_ledger} if spend_ledger else {}
+        )
+        """The Seedream connections' ceilings and their ledger (unset: the local default)."""
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.workers = {name: Worker(name, work / name) for name in workers}
         self.pg_data = work / "pg" / "data"
@@ -116,10 +124,9 @@ class Deployment:
         self.api_port = free_port()
         self.redis_port = free_port()
         self.sandbox = SeedreamSandbox(API_KEY, image_scale=1 / 16)
-        from moto.server import ThreadedMotoServer
+        from s3server import S3Server
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.s3 = S3Server()
         self.session = requests.Session()
         # One secret for every process: the api-server must accept the tokens the scheduler signs.
         self._secret_key, self._jwt_secret = secrets.token_hex(16), secrets.token_hex(16)
@@ -211,6 +218,8 @@ class Deployment:
         dags = self.work / "dags"
         base = f"http://127.0.0.1:{self.api_port}"
         connection = {"conn_type": "seedream", "host": self.sandbox.url, "password": API_KEY}
+        connection["extra"] = self.ceilings
+        capped = connection | {"extra": self.ceilings | {"max_spend_per_run_usd": CAPPED_RUN_USD}}
         env = {
             **{key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")},
             "AIRFLOW_HOME": str(self.home),
@@ -240,6 +249,7 @@ class Deployment:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW_CONN_SEEDREAM_DEFAULT": json.dumps(connection),
+            "AIRFLOW_CONN_SEEDREAM_CAPPED": json.dumps(capped),
             # The marketing example's prompts come from the sandbox's OpenAI-compatible chat endpoint.
             "AIRFLOW_CONN_NOVITA_LLM": json.dumps(
                 {
@@ -419,8 +429,7 @@ class Deployment:
 
     @property
     def s3_endpoint(self) -> str:
-        host, port = self.s3.get_host_and_port()
-        return f"http://{host}:{port}"
+        return self.s3.endpoint
 
     def s3_client(self) -> Any:
         import boto3

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from checks import (
+    CAPPED_DAG,
     EXAMPLES,
     PUBLISH_DAG,
     REVIEW_DAG,
@@ -28,7 +29,10 @@ from checks import (
     check_logs_for_secrets,
     check_publish,
     check_review,
+    check_run_ceiling,
     check_stored,
+    publish_runs,
+    start_publishing,
     write_report,
 )
 from deployment import API_KEY, Deployment, Failure, free_port, run_tier, step
@@ -140,7 +144,15 @@ def check_connections(deployment: Deployment) -> None:
 
 def checks(deployment: Deployment) -> None:
     deployment.wait_for_dags(
-        [*EXAMPLES, "seedream_deploy_load", "seedream_deploy_lite", REVIEW_DAG, PUBLISH_DAG, FORGED_DAG]
+        [
+            *EXAMPLES,
+            "seedream_deploy_load",
+            "seedream_deploy_lite",
+            REVIEW_DAG,
+            PUBLISH_DAG,
+            FORGED_DAG,
+            CAPPED_DAG,
+        ]
     )
     store = LocalStore(deployment.assets)
     check_connections(deployment)
@@ -149,14 +161,16 @@ def checks(deployment: Deployment) -> None:
     check_examples(deployment, store)
     check_review(deployment, store)
     check_s3(deployment)
-    deployment.unpause(PUBLISH_DAG)  # scheduled on the asset the marketing example's stores update
+    start_publishing(deployment)
+    check_forged_publication(deployment, live=store)
+    earlier = publish_runs(deployment)
     cached = S3Store(deployment.s3_client(), S3_BUCKET, "cached")
     check_cache_reuse(deployment, cached)
-    check_publish(deployment, cached, live=store)
-    check_forged_publication(deployment, live=store)
+    check_publish(deployment, cached, live=store, earlier=earlier)
     check_forged_gallery(
         deployment, store, outside=(Path("/tmp") / f"forged-{secrets.token_hex(6)}.json").as_uri()
     )
+    check_run_ceiling(deployment)
     load = check_load(deployment, target=0.85, rate_limit=90)
     check_logs_for_secrets(deployment)
     write_report(

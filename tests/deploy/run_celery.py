@@ -6,7 +6,8 @@ Everything is done through the REST API, runs without a logical date: the exampl
 default local folder, then every example and the review storing into S3; a mapped batch spread over
 both workers; the rate-limited load; a worker SIGKILLed while its task waits for a generation (one
 POST, and the retry elsewhere refuses to pay again) and while its task waits for links (the retry
-elsewhere finishes with no new POST). Afterwards every log of every process is searched for secrets.
+elsewhere finishes with no new POST); a mapped run under a run ceiling whose ledger is in S3, shared by
+both workers. Afterwards every log of every process is searched for secrets.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from checks import (
+    CAPPED_DAG,
     EXAMPLES,
     PUBLISH_DAG,
     REVIEW_DAG,
@@ -29,6 +31,9 @@ from checks import (
     check_logs_for_secrets,
     check_publish,
     check_review,
+    check_run_ceiling,
+    publish_runs,
+    start_publishing,
     write_report,
 )
 from deployment import Deployment, Failure, run_tier, step
@@ -214,6 +219,7 @@ def checks(deployment: Deployment) -> None:
             PUBLISH_DAG,
             FORGED_DAG,
             "seedream_deploy_batch",
+            CAPPED_DAG,
             "seedream_deploy_load",
             "seedream_deploy_killed_generation",
             "seedream_deploy_killed_download",
@@ -226,16 +232,19 @@ def checks(deployment: Deployment) -> None:
     examples = S3Store(client, BUCKET, "examples")
     check_examples(deployment, examples)
     check_review(deployment, examples)
-    deployment.unpause(PUBLISH_DAG)  # scheduled on the asset the marketing example's stores update
+    start_publishing(deployment)
+    check_forged_publication(deployment, live=examples)
+    earlier = publish_runs(deployment)
     cached = S3Store(client, BUCKET, "cached")
     check_cache_reuse(deployment, cached)
-    check_publish(deployment, cached, live=examples)
-    check_forged_publication(deployment, live=examples)
+    check_publish(deployment, cached, live=examples, earlier=earlier)
     client.create_bucket(Bucket=ELSEWHERE)
     check_forged_gallery(
         deployment, S3Store(client, BUCKET, "forged"), outside=f"s3://moto_s3@{ELSEWHERE}/m.json"
     )
     check_batch(deployment, S3Store(client, BUCKET, "deploy"))
+    if set(hosts := check_run_ceiling(deployment)) != set(WORKERS):  # the ledger in S3, shared by both
+        raise Failure(f"the capped run ran on {hosts}, not on both workers")
     # Two workers on this 2-core machine start at most about 95 tasks a minute: 16 in flight gave
     # 0.92x of a 90/min limit without one 429, so the machine, not the limit, bound. At 60/min the
     # limit binds (12 in flight could start twice that) and the figure measures the hook's pacing.
@@ -289,6 +298,8 @@ if __name__ == "__main__":
                 assets=f"s3://moto_s3@{BUCKET}/examples",
                 gallery_roots=[f"s3://moto_s3@{BUCKET}"],
                 settings={"SEEDREAM_MARKETING_CACHE": f"s3://moto_s3@{BUCKET}/cached/cache"},
+                # A local ledger would count per worker, and is refused on Celery: the ceilings' is in S3.
+                spend_ledger=f"s3://moto_s3@{BUCKET}/seedream/spend-ledger.json",
             ),
             checks,
         )

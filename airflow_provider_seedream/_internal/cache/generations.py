@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_seedream._internal import metrics
 from airflow_provider_seedream._internal.cache.fingerprint import generation_fingerprint
 from airflow_provider_seedream._internal.cache.records import (
     GENERATION,
@@ -120,6 +121,7 @@ class GenerationCache:
         if found is None:
             self._log.info("No generation of this request in the cache (%s/%s): generating.", self, entry)
             return None
+        metrics.count(metrics.IMAGES_REUSED, len(found.locations), model=prepared.request.model)
         self._log.info(
             "Reusing %d image(s) from the cache (%s/%s), %s: nothing was sent.",
             len(found.locations),

@@ -1,5 +1,6 @@
 """DAGs that only the CeleryExecutor tier (make test-deploy-celery) runs: a mapped batch spread over
-the workers, and a generation and a download whose worker is killed while they wait."""
+the workers, a generation and a download whose worker is killed while they wait, and a mapped run
+under a run ceiling whose ledger is in S3."""
 
 from __future__ import annotations
 
@@ -66,3 +67,20 @@ with DAG(
         timeout=300,
         **ONE_RETRY,
     )
+
+with DAG(
+    "seedream_deploy_capped",
+    schedule=None,
+    start_date=START,
+    params={"prompts": 24},
+    tags=["deploy"],
+):
+
+    @task
+    def capped_prompts(params=None) -> list[str]:
+        return [f"capped item {number}" for number in range(int(params["prompts"]))]
+
+    # seedream_capped allows 10 images a run; retries are there to be refused: a refusal spends none.
+    SeedreamGenerateOperator.partial(
+        task_id="generate", seedream_conn_id="seedream_capped", size="2K", retries=2
+    ).expand(prompt=capped_prompts())
