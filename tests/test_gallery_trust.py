@@ -192,9 +192,11 @@ def test_nothing_a_forged_record_names_is_served(gallery_client, forged, monkeyp
     assert "does not hold what its record claims" in caplog.text
 
 
-def test_a_root_of_another_store_admits_no_local_file(gallery_client, forged, monkeypatch):
+def test_a_root_of_another_store_admits_no_local_file(
+    gallery_client, forged, monkeypatch, bucket, fresh_filesystems
+):
     run, _, cases, _, _ = forged
-    gallery_roots(monkeypatch, "s3://moto_s3@assets/seedream")  # only S3: file locations are outside
+    gallery_roots(monkeypatch, f"s3://moto_s3@{bucket.name}/seedream")  # only S3: files are outside
     headers = login(gallery_client, "viewer")
     names = [case["name"] for case in cases]
     for name in ("more_bytes", "exact_size_wrong_hash", "cache_record_lies"):

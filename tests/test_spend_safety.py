@@ -791,4 +791,4 @@ def test_every_error_is_a_seedream_error():
     import airflow_provider_seedream.contract.exceptions as exceptions
 
     kinds = [getattr(exceptions, name) for name in exceptions.__all__ if name != "may_retry"]
-    assert len(kinds) == 19 and all(issubclass(kind, SeedreamError) for kind in kinds)
+    assert len(kinds) == 21 and all(issubclass(kind, SeedreamError) for kind in kinds)

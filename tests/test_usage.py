@@ -46,6 +46,7 @@ def test_the_connection_price_overrides_the_list_price():
         "images_reused": 0,
         "possibly_billed_requests": 0,
         "possibly_billed_images": 0,
+        "ceilings": [],
         "estimated_cost_usd": 0.15,
         "estimated_saving_usd": 0.0,
     }
@@ -140,6 +141,7 @@ class TestDagRuns:
             "images_reused": 0,
             "possibly_billed_requests": 1,
             "possibly_billed_images": 1,
+            "ceilings": [],
             "estimated_cost_usd": 0.0,
             "estimated_saving_usd": 0.0,
         }
