@@ -139,7 +139,7 @@ if ApprovalOperator is not None:
         @task
         def check_destination(params=None) -> None:
             """A local folder is a trap where tasks run on other hosts (Celery, Kubernetes): refuse it
-            before anything is paid for (README, "On Celery or Kubernetes")."""
+            before anything is paid for (docs/deploying.md)."""
             require_shared_destination(params["destination"], how_to_set=HOW_TO_SET_DESTINATION)
 
         @task

@@ -64,7 +64,7 @@ from airflow_provider_seedream.sensors.seedream import SeedreamDownloadOperator
 from airflow_provider_seedream.utils.destinations import require_shared_destination
 
 try:
-    # Imports pydantic-ai (about 0.6 s) whenever this file is parsed; see the README's "LLM-written prompts".
+    # Imports pydantic-ai (about 0.6 s) whenever this file is parsed (docs/operators.md, LLM-written prompts).
     from airflow.providers.common.ai.decorators.llm import llm_task
 except ImportError:  # without airflow-provider-seedream[llm], the template writes every prompt
     llm_task = None
@@ -149,7 +149,7 @@ with DAG(
     @task
     def check_destination(params=None) -> None:
         """A local folder is a trap where tasks run on other hosts (Celery, Kubernetes): refuse it
-        before anything is paid for (README, "On Celery or Kubernetes")."""
+        before anything is paid for (docs/deploying.md)."""
         require_shared_destination(params["destination"], how_to_set=HOW_TO_SET_DESTINATION)
 
     @task

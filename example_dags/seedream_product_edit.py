@@ -37,7 +37,7 @@ with DAG(
     @task
     def check_destination(params=None) -> None:
         """A local folder is a trap where tasks run on other hosts (Celery, Kubernetes): refuse it
-        before anything is paid for (README, "On Celery or Kubernetes")."""
+        before anything is paid for (docs/deploying.md)."""
         require_shared_destination(params["destination"], how_to_set=HOW_TO_SET_DESTINATION)
 
     edit = SeedreamGenerateOperator(

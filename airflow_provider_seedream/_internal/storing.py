@@ -1,9 +1,10 @@
-"""One poke of a download task: the images whose links answer stored at once, through the hook."""
+"""One poke of a download task: the images whose links answer stored at once, by the hook's
+``download_image`` and ``copy_stored_image`` (given as ``download`` and ``copy``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +17,14 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     from airflow_provider_seedream.contract.records import StoredImage
-    from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
 
 def store_batch(
-    hook: SeedreamHook,
     pending: dict[int, tuple[str, str]],
     *,
+    download: Callable[..., StoredImage],
+    copy: Callable[..., StoredImage],
+    read_timeout: float,
     destination: str | os.PathLike[str] | ObjectStoragePath,
     max_bytes: int | None,
     not_ready_statuses: Collection[int],
@@ -34,12 +36,11 @@ def store_batch(
     ``destination``), ``parallel`` at once, until ``deadline`` (``time.monotonic()``). Returns those
     stored, and the first failure other than a link not available yet: it is raised by the caller once
     the manifest lists the others."""
-    read_timeout = hook.settings.read_timeout
 
     def store(url: str, name: str) -> StoredImage:
         if not is_api_link(url):  # a cached image, copied
-            return hook.copy_stored_image(url, name, destination=destination, max_bytes=max_bytes)
-        return hook.download_image(
+            return copy(url, name, destination=destination, max_bytes=max_bytes)
+        return download(
             url,
             name,
             destination=destination,

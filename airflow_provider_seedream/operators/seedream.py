@@ -54,9 +54,9 @@ class SeedreamGenerateOperator(BaseOperator):
     billed (unless ``retry_possibly_billed``).
 
     :param prompt: what to generate (templated).
-    :param model: a key of ``specs.MODEL_SPECS`` (default ``seedream-4.5``); the README's parameter
+    :param model: a key of ``specs.MODEL_SPECS`` (default ``seedream-4.5``); docs/operators.md's parameter
         table lists them (templated).
-    :param size: one of the model's presets (``2K``, ``4K``...) or ``WIDTHxHEIGHT``; the README's
+    :param size: one of the model's presets (``2K``, ``4K``...) or ``WIDTHxHEIGHT``; docs/operators.md's
         parameter table gives each model's (templated).
     :param images: reference images: http(s) URLs, data URIs, local paths, object-storage URIs or
         ``ObjectStoragePath`` objects (templated). Files are checked and inlined as data URIs.

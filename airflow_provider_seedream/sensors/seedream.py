@@ -206,20 +206,19 @@ class SeedreamDownloadOperator(BaseSensorOperator):
         """Store every image whose link answers. Returns the locations of all once all are stored (else
         None), and the links still waiting: only those go to the trigger, so a stored image's link
         expiring meanwhile fails nothing."""
-        urls = self._url_list()
-        destination = self._destination()
+        urls, destination, hook = self._url_list(), self._destination(), self.hook
         names = self._names(context, len(urls))
-        hook = self.hook
         manifest_name = names[-1]
         try:
             stored = stored_entries(destination, manifest_name, names[:-1], urls, self.log)
         except SeedreamError as err:
             raise task_failure(err) from err
         stored_before = len(stored)
-        pending = [index for index in range(len(urls)) if index not in stored]
         images, failure = store_batch(
-            hook,
-            {index: (urls[index], names[index]) for index in pending},
+            {index: (urls[index], names[index]) for index in range(len(urls)) if index not in stored},
+            download=hook.download_image,
+            copy=hook.copy_stored_image,
+            read_timeout=hook.settings.read_timeout,
             destination=destination,
             max_bytes=self.max_bytes,
             not_ready_statuses=self.not_ready_statuses,
