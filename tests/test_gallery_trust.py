@@ -221,3 +221,25 @@ def test_a_true_record_in_the_same_root_is_served(gallery_client, forged, monkey
         assert answer.headers["content-type"] == "image/png"
     finally:
         manifest.write_text(original)
+
+
+def test_a_forged_usage_adds_nothing_to_the_run_spend_line():
+    """``usage`` XCom is written by tasks: what is not a finite amount >= 0 is left out of the line."""
+    from airflow_provider_seedream._internal.gallery import run_spend
+
+    forged = [
+        {"estimated_cost_usd": float("nan"), "images_generated": True},
+        {"estimated_cost_usd": -5, "images_generated": "9", "ceilings": [{"scope": "run", "limit_usd": "1"}]},
+        {"estimated_cost_usd": 1e309, "ceilings": "all of them"},
+        "not a dict",
+    ]
+    real = {
+        "estimated_cost_usd": 0.08,
+        "images_generated": 2,
+        "ceilings": [{"scope": "run", "limit_usd": 1.0, "spent_usd": 0.08, "remaining_usd": 0.92}],
+    }
+    assert run_spend(forged) is None
+    assert run_spend([*forged, real]) == (
+        "This run spent an estimated $0.08 on 2 image(s); its ceiling (max_spend_per_run_usd) is $1.00, "
+        "$0.92 remaining. Estimates at the connection's prices: the bill is Novita's."
+    )
