@@ -311,13 +311,16 @@ class TestRunAndTaskCeilings:
             }
         ]
 
-    def test_every_try_of_a_task_counts_against_its_ceiling(self, capped, connection, run_dag, logs):
+    def test_every_try_of_a_task_counts_against_its_ceiling(
+        self, capped, connection, run_dag, failure_logged
+    ):
         capped()
         dag_run = run_dag("seedream_ceiling_tries_test")
         ti = dag_run.get_task_instance("twice")
         assert ti.state == "failed" and ti.try_number == 2
         assert posts(connection) == 1
-        assert "max_spend_usd=0.05 USD (every try of this task instance) would be exceeded" in logs()
+        message = "max_spend_usd=0.05 USD (every try of this task instance) would be exceeded"
+        assert failure_logged(message, SeedreamSpendLimitError)
 
     def test_a_templated_ceiling_is_rendered_and_checked(self, capped, connection, run_dag, failure_logged):
         capped()
@@ -373,7 +376,9 @@ print("STATE", dag.test(run_conf={"prompts": 3}).state)
 
 
 class TestMetrics:
-    def test_statsd_hears_what_was_generated_refused_and_spent(self, capped, connection, airflow_db):
+    def test_statsd_hears_what_was_generated_refused_and_spent(
+        self, capped, connection, airflow_db, tmp_path
+    ):
         """A ``dag.test()`` run with Airflow's StatsD on, listened to over UDP: 3 mapped tasks under a
         2-image run ceiling tell 2 images, 1 refusal and $0.08, tagged (InfluxDB style)."""
         from conftest import DAGS_FOLDER
@@ -389,18 +394,26 @@ class TestMetrics:
             "AIRFLOW__METRICS__STATSD_PORT": str(listener.getsockname()[1]),
             "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
         }
-        run = subprocess.Popen(
-            [sys.executable, "-c", RUN_MAPPED, str(DAGS_FOLDER)], env=env, stdout=subprocess.PIPE, text=True
-        )
+        # The run's output goes to a file, not a pipe: a run that logs more than a pipe holds would
+        # block on it while this loop waits for the run to end.
+        output = tmp_path / "run.log"
+        with output.open("w") as log:
+            run = subprocess.Popen(
+                [sys.executable, "-c", RUN_MAPPED, str(DAGS_FOLDER)], env=env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 300
         packets = []
         while run.poll() is None:
+            if time.monotonic() > deadline:
+                run.kill()
+                pytest.fail(f"the dag.test() run took over 300 s; its output:\n{output.read_text()[-4000:]}")
             with contextlib.suppress(TimeoutError):
                 packets.append(listener.recv(65536).decode())
         with contextlib.suppress(TimeoutError):
             while True:
                 packets.append(listener.recv(65536).decode())
         listener.close()
-        assert "STATE failed" in run.stdout.read()  # one mapped task was refused
+        assert "STATE failed" in output.read_text()  # one mapped task was refused
         totals: dict[str, float] = {}
         for line in "\n".join(packets).splitlines():
             name, _, value = line.partition(":")
