@@ -481,6 +481,34 @@ class TestRetries:
             SeedreamHook().generate("p")
         assert len(connection.requests) == 1
 
+    def test_a_tls_failure_while_the_answer_is_read_is_not_retried(self, tmp_path, monkeypatch):
+        """TLS breaks after the request went out: possibly billed, sent once (not "nothing was sent",
+        which a handshake failure is)."""
+        from tls_server import TLSBreakingServer
+
+        with TLSBreakingServer(tmp_path) as server:
+            monkeypatch.setenv("AIRFLOW_CONN_SEEDREAM_DEFAULT", json_connection(server.url))
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.certificate))
+            with pytest.raises(
+                SeedreamConnectionLostError, match=r"broke after the request was sent \(TLS error"
+            ):
+                SeedreamHook().generate("p")
+            assert len(server.requests) == 1 and server.requests[0].startswith(b"POST /v3/seedream-4.5 ")
+
+    def test_a_tls_handshake_failure_sent_nothing_and_is_retried(self, tmp_path, monkeypatch):
+        from tls_server import TLSBreakingServer
+
+        with TLSBreakingServer(tmp_path) as server:  # its certificate is trusted by no one here
+            monkeypatch.setenv(
+                "AIRFLOW_CONN_SEEDREAM_DEFAULT",
+                json_connection(server.url, extra={"max_retries": 2, "backoff_seconds": 0.01}),
+            )
+            with pytest.raises(SeedreamConnectionError, match="certificate could not be verified") as info:
+                SeedreamHook().generate("p")
+            assert "nothing was sent" in str(info.value) and "plain HTTP" not in str(info.value)
+            assert may_retry(info.value)
+            assert server.requests == []
+
 
 class TestConnection:
     @pytest.mark.parametrize(

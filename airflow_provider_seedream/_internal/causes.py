@@ -16,7 +16,7 @@ _CAUSES: tuple[tuple[type[BaseException], str], ...] = (
     (http.client.RemoteDisconnected, "the server closed the connection without answering"),
     (http.client.IncompleteRead, "the body ended before its announced length"),
     (ssl.SSLCertVerificationError, "the server's certificate could not be verified"),
-    (ssl.SSLError, "TLS handshake failed"),
+    (ssl.SSLError, "TLS error"),
     (TimeoutError, "timed out"),
     (urllib3.exceptions.DecodeError, "the body could not be decoded (Content-Encoding)"),
 )
@@ -24,14 +24,16 @@ _CAUSES: tuple[tuple[type[BaseException], str], ...] = (
 
 def describe_cause(err: BaseException) -> str:
     """What went wrong, in words: "connection refused" rather than ``ConnectionError``."""
-    chain = _causes_of(err)
+    chain = causes_of(err)
     for kind, words in _CAUSES:
-        if any(isinstance(cause, kind) for cause in chain):
-            return words
+        found = next((cause for cause in chain if isinstance(cause, kind)), None)
+        if found is not None:
+            reason = getattr(found, "reason", None) if kind is ssl.SSLError else None  # OpenSSL's name
+            return f"{words}: {reason}" if reason else words
     return type(chain[-1]).__name__
 
 
-def _causes_of(err: BaseException) -> list[BaseException]:
+def causes_of(err: BaseException) -> list[BaseException]:
     """``err`` and everything it wraps: requests and urllib3 nest causes in args and ``reason``."""
     seen: list[BaseException] = []
     stack = [err]

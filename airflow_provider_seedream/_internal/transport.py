@@ -11,15 +11,17 @@ from __future__ import annotations
 import email.utils
 import http.client
 import random
+import ssl
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
 import requests
 import urllib3.exceptions
 
-from airflow_provider_seedream._internal.causes import describe_cause
+from airflow_provider_seedream._internal.causes import causes_of, describe_cause
 from airflow_provider_seedream.contract.answers import api_error
 from airflow_provider_seedream.contract.connection import ConnectionSettings
 from airflow_provider_seedream.contract.exceptions import (
@@ -209,16 +211,18 @@ class RetryBudget:
 
 def transport_error(err: requests.RequestException, url: str, timeout: tuple[float, float]) -> SeedreamError:
     """Split failures with no HTTP answer into "never sent" (safe to send again) and "sent" (may be
-    billed). Only a failure to connect or to resolve the host is known to have sent nothing."""
+    billed). Only a failure to connect, to resolve the host or to agree on TLS is known to have sent
+    nothing."""
     where = redact_url(url)
     if isinstance(err, requests.ConnectTimeout):
         return SeedreamConnectionError(
             f"Could not connect to {where} within {timeout[0]} s; nothing was sent"
         )
-    if isinstance(err, requests.exceptions.SSLError):
+    if isinstance(err, requests.exceptions.SSLError) and _in_tls_handshake(err):
         hint = (
             "; if the API is served over plain HTTP, give the connection's host as http://..."
             if where.startswith("https://")
+            and not any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes_of(err))
             else ""
         )
         return SeedreamConnectionError(
@@ -240,6 +244,18 @@ def _never_sent(err: requests.ConnectionError) -> bool:
     if isinstance(cause, urllib3.exceptions.MaxRetryError):
         cause = cause.reason
     return isinstance(cause, urllib3.exceptions.NewConnectionError)
+
+
+def _in_tls_handshake(err: BaseException) -> bool:
+    """Whether a TLS error came from the handshake, before a byte of the request was written.
+    urllib3 and requests raise the same ``SSLError`` for a TLS failure while the answer is read (a bad
+    record on a kept-alive connection), after the request went out: only the traceback of the ``ssl``
+    error they wrap tells them apart."""
+    return any(
+        frame.name == "do_handshake"
+        for cause in causes_of(err)
+        for frame in traceback.extract_tb(cause.__traceback__)
+    )
 
 
 def retry_after(response: requests.Response) -> float | None:
