@@ -426,3 +426,70 @@ class TestMetrics:
             f"airflow.seedream.generations_refused{tags}": 1,
         }
         assert posts(connection) == 2
+
+
+class TestLedgerDocument:
+    """The ledger's rules on its document, as every ledger applies them inside one atomic change."""
+
+    NOW = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
+
+    @staticmethod
+    def run_ceiling(run_id: str, limit_usd: float = 1.0):
+        from airflow_provider_seedream.contract.spend import Ceiling, run_account
+
+        return Ceiling("run", limit_usd, run_account("c", "d", run_id), run=("d", run_id))
+
+    def test_a_reservation_applied_twice_counts_once(self):
+        """A conditional write that landed but whose answer was lost is retried by the store's client,
+        after a 412, on the document it already changed: it must not reserve twice."""
+        from airflow_provider_seedream.contract.spend import micro, new_ledger, reserve, standing
+
+        document, ceiling = new_ledger(), self.run_ceiling("r", limit_usd=PRICE)
+        for _ in range(2):  # room for exactly one: a second reservation would be refused
+            reserve(document, [ceiling], micro(PRICE), "reservation-1", self.NOW, what="one image")
+        assert standing(document, ceiling.account) == (0, micro(PRICE))
+        with pytest.raises(SeedreamSpendLimitError):
+            reserve(document, [ceiling], micro(PRICE), "reservation-2", self.NOW, what="one image")
+
+    def test_a_finished_run_busy_again_keeps_its_accounts(self):
+        """Asked about on an earlier read, then cleared and reserving again: its reservation stays."""
+        from airflow_provider_seedream.contract.spend import micro, new_ledger, prune, reserve, standing
+
+        document = new_ledger()
+        idle, busy = self.run_ceiling("idle"), self.run_ceiling("cleared")
+        two_hours_ago = self.NOW - timedelta(hours=2)
+        reserve(document, [idle], micro(PRICE), "old", two_hours_ago, what="one image")
+        reserve(document, [busy], micro(PRICE), "old", two_hours_ago, what="one image")
+        reserve(document, [busy], micro(PRICE), "new try", self.NOW, what="one image")
+        prune(document, self.NOW, finished=lambda run: True)
+        assert list(document["accounts"]) == [busy.account]
+        assert standing(document, busy.account) == (0, 2 * micro(PRICE))
+
+    def test_runs_that_never_finish_do_not_keep_the_others_from_being_asked(self):
+        from airflow_provider_seedream.contract.spend import micro, new_ledger, reserve, runs_to_ask
+
+        document, long_ago = new_ledger(), self.NOW - timedelta(days=2)
+        for number in range(12):  # eleven stuck or deleted runs sort before the one that finished
+            run_id = f"a-stuck-{number:02}" if number < 11 else "z-finished"
+            reserve(document, [self.run_ceiling(run_id)], micro(PRICE), "r", long_ago, what="one image")
+        asked: set[tuple[str, str]] = set()
+        for _ in range(40):
+            sample = runs_to_ask(document, self.NOW, most=5)
+            assert len(sample) == 5
+            asked |= sample
+        assert ("d", "z-finished") in asked and len(asked) == 12
+
+    def test_a_time_without_a_zone_counts_as_long_untouched(self):
+        """A ledger edited by hand must not make a paid generation fail to settle."""
+        from airflow_provider_seedream.contract.spend import new_ledger, prune, runs_to_ask
+
+        document = new_ledger()
+        document["accounts"]["run/c/d/r"] = {
+            "spent": 1,
+            "reserved": {},
+            "touched": "2026-12-06T11:00:00",
+            "run": ["d", "r"],
+        }
+        assert runs_to_ask(document, self.NOW) == {("d", "r")}
+        prune(document, self.NOW, finished=lambda run: False)
+        assert document["accounts"] == {}

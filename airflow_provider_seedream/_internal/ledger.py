@@ -144,6 +144,13 @@ class LocalLedger:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.location)
+            # The rename itself is durable only once its folder is: else a power cut can bring back
+            # the ledger from before a reservation.
+            folder = os.open(os.path.dirname(os.path.abspath(self.location)), os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)

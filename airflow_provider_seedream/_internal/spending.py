@@ -13,11 +13,11 @@ from airflow_provider_seedream.contract.exceptions import SeedreamSpendLimitErro
 from airflow_provider_seedream.contract.spend import (
     Ceiling,
     day_account,
-    idle_runs,
     micro,
     prune,
     reserve,
     run_account,
+    runs_to_ask,
     settle,
     standing,
     task_account,
@@ -129,8 +129,6 @@ class SpendGuard:
             return
         now = datetime.now(timezone.utc)
         current = {ceiling.run for ceiling in ceilings if ceiling.run is not None}
-        asked = sorted(idle_runs(reservation.snapshot or {"accounts": {}}, now, keep=current))[:RUNS_ASKED]
-        done = finished_runs(set(asked)) if asked else set()
 
         def change(document: dict[str, Any]) -> list[dict[str, Any]]:
             settle(document, [ceiling.account for ceiling in ceilings], reservation.id, spent, now)
@@ -138,6 +136,8 @@ class SpendGuard:
             return [_standing(document, ceiling) for ceiling in ceilings]
 
         try:
+            asked = runs_to_ask(reservation.snapshot or {"accounts": {}}, now, keep=current, most=RUNS_ASKED)
+            done = finished_runs(asked) if asked else set()
             self._usage.ceilings = ledger.update(change) + self._call_standing()
         except Exception as err:  # the answer came: a ledger failure now must not lose what was paid for
             log.warning(

@@ -14,6 +14,7 @@ exactly.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -132,6 +133,11 @@ def reserve(
 
     :raises SeedreamSpendLimitError: a ceiling would be exceeded; ``what`` says what the request is."""
     ceilings = list(ceilings)
+    if ceilings and all(
+        reservation in document["accounts"].get(ceiling.account, {}).get("reserved", {})
+        for ceiling in ceilings
+    ):
+        return  # already made: a conditional write that landed, retried by the store's client
     for ceiling in ceilings:
         spent, reserved = standing(document, ceiling.account)
         if spent + reserved + amount > micro(ceiling.limit_usd):
@@ -169,22 +175,24 @@ def settle(
         entry["touched"] = now.isoformat(timespec="seconds")
 
 
-def idle_runs(
-    document: dict[str, Any], now: datetime, keep: Iterable[tuple[str, str]] = ()
+def runs_to_ask(
+    document: dict[str, Any], now: datetime, keep: Iterable[tuple[str, str]] = (), most: int = 5
 ) -> set[tuple[str, str]]:
-    """The runs whose accounts nobody touched for ``RUN_IDLE``: worth asking whether they finished."""
+    """At most ``most`` runs whose accounts nobody touched for ``RUN_IDLE``, worth asking whether they
+    finished: a random sample, so that runs that never finish (stuck, deleted) cannot keep the others
+    from being asked, and pruned, forever."""
     kept = set(keep)
     runs = set()
     for entry in document["accounts"].values():
         run = tuple(entry.get("run") or ())
         if len(run) == 2 and run not in kept and _age(entry, now) > RUN_IDLE:
             runs.add((str(run[0]), str(run[1])))
-    return runs
+    return set(random.sample(sorted(runs), min(most, len(runs))))
 
 
 def prune(document: dict[str, Any], now: datetime, finished: Callable[[tuple[str, str]], bool]) -> None:
-    """Drop day accounts older than ``DAYS_KEPT``, run and task accounts of ``finished`` runs, and any
-    run or task account untouched for ``RUNS_KEPT``."""
+    """Drop day accounts older than ``DAYS_KEPT``, run and task accounts of ``finished`` runs that are
+    still idle, and any run or task account untouched for ``RUNS_KEPT``."""
     oldest_day = (now - timedelta(days=DAYS_KEPT)).date().isoformat()
     for key in list(document["accounts"]):
         entry = document["accounts"][key]
@@ -192,7 +200,11 @@ def prune(document: dict[str, Any], now: datetime, finished: Callable[[tuple[str
         if key.startswith("day/"):
             stale = key.rsplit("/", 1)[-1] < oldest_day
         else:
-            stale = _age(entry, now) > RUNS_KEPT or (len(run) == 2 and finished((str(run[0]), str(run[1]))))
+            # "Finished" was asked of an earlier read: a run cleared since then is busy again.
+            idle = _age(entry, now) > RUN_IDLE
+            stale = _age(entry, now) > RUNS_KEPT or (
+                idle and len(run) == 2 and finished((str(run[0]), str(run[1])))
+            )
         if stale:
             del document["accounts"][key]
 
@@ -200,7 +212,7 @@ def prune(document: dict[str, Any], now: datetime, finished: Callable[[tuple[str
 def _age(entry: dict[str, Any], now: datetime) -> timedelta:
     try:
         return now - datetime.fromisoformat(str(entry.get("touched")))
-    except ValueError:
+    except (TypeError, ValueError):  # unreadable, or without a time zone
         return RUNS_KEPT * 2
 
 
