@@ -487,8 +487,8 @@ class Bench:
         )
         # us per generation. Each ceilinged generation changes its ledger twice (reserve, settle):
         # locally two durable replaces (write, fsync, rename, fsync the folder: neither a killed worker
-        # nor a power cut leaves half a ledger or an old one), in S3 two reads and two conditional writes. Next to a generation at the API, which
-        # takes seconds, either is well under 1%.
+        # nor a power cut leaves half a ledger or an old one), in S3 two reads and two conditional
+        # writes. Next to a generation at the API, which takes seconds, either is well under 1%.
         targets = {"local": 10_000, "s3": 60_000}
         for name, target in targets.items():
             extra = [(t - n) / count * 1e6 for t, n in zip(seconds[name], none, strict=True)]
