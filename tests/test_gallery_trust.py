@@ -129,7 +129,18 @@ def forged_cases(root: Path, outside: Path, listener: Listener) -> tuple[list[di
         listed("exact_size_wrong_hash", str(root / "big.png"), big, sha256="2" * 64),
         listed("not_an_image", str(root / "notes.png"), notes),
         listed("over_the_largest_image", str(root / "big.png"), big, bytes=81 * 1024 * 1024),
+        {
+            "name": "location_not_text",
+            "returned": [str(root / "real.png")],
+            "manifest": str(root / "location_not_text-manifest.json"),
+            "write": {
+                (root / "location_not_text-manifest.json").as_uri(): {
+                    "images": [{**entry("", real), "location": [str(root / "real.png")]}]
+                }
+            },
+        },
         {"name": "cache_record_lies", "returned": [str(cached / "0.png")]},
+        {"name": "without_end", "returned": [str(cached / "0.png")] * 5000},
         {"name": "cache_outside", "returned": [str(outside_cached / "0.png")]},
     ]
     return cases, {"secret": secret, "small": small, "big": big, "notes": notes}
@@ -190,6 +201,38 @@ def test_nothing_a_forged_record_names_is_served(gallery_client, forged, monkeyp
             assert f"{DAG_ID} {run.run_id} forge[{index}]" in caplog.text, case["name"]
     assert "its manifest" in caplog.text and "is outside every gallery root" in caplog.text
     assert "does not hold what its record claims" in caplog.text
+    assert (
+        f"forge[{[case['name'] for case in cases].index('without_end')}]: shows its first 100 images of 5000"
+        in caplog.text
+    )
+
+
+def test_a_root_that_is_or_lies_below_a_link_is_refused(
+    gallery_client, forged, monkeypatch, caplog, tmp_path
+):
+    """A root folder that someone swapped for a link (a root inside a folder DAG authors write), and
+    ``/``, would admit whatever the link points to: they are left out, so nothing below them shows."""
+    run, root, cases, _, _ = forged
+    names = [case["name"] for case in cases]
+    manifest = root / "more_bytes-manifest.json"
+    original = manifest.read_text()
+    real = (root / "real.png").read_bytes()
+    manifest.write_text(json.dumps({"images": [entry(str(root / "real.png"), real)]}))
+    (tmp_path / "swapped").symlink_to(root)
+    route = f"/seedream/images/{DAG_ID}/{run.run_id}/forge/{names.index('more_bytes')}/0"
+    try:
+        for configured in (tmp_path / "swapped", tmp_path / "swapped" / "cache", "/"):
+            gallery_roots(monkeypatch, configured)
+            answer = gallery_client.get(route, headers=login(gallery_client, "viewer"))
+            assert answer.status_code == 404, configured
+        for configured in (tmp_path / "swapped", tmp_path / "swapped" / "cache"):
+            assert (
+                f"Ignoring the gallery root '{configured}': it is, or lies below, a symbolic link"
+                in caplog.text
+            )
+        assert "Ignoring the gallery root '/': it admits every file" in caplog.text
+    finally:
+        manifest.write_text(original)
 
 
 def test_a_root_of_another_store_admits_no_local_file(

@@ -39,6 +39,9 @@ MAX_IMAGE_BYTES = DEFAULT_MAX_IMAGE_BYTES
 claiming more is refused before anything is read."""
 READ_SECONDS = 60.0
 """Longest the api-server reads one image, however slowly its store answers."""
+MAX_TASK_IMAGES = 100
+"""The most images one task's tab shows (a generation returns at most 15): each is checked against its
+record, and a page must not read a task's claims without end."""
 SPOOL_BYTES = 8 * 1024 * 1024
 """Proven images up to this size wait in memory, larger ones in a temporary file."""
 SERVE_CHUNK = 1024 * 1024
@@ -70,9 +73,22 @@ def gallery_roots(log: Any) -> list[Root]:
             log.warning("Ignoring the gallery root %r: give an absolute folder or a storage URI", text)
             continue
         try:
-            roots.append(Root.of(text))
+            root = Root.of(text)
         except ValueError as err:
             log.warning("Ignoring the gallery root %r: %s", text, err)
+            continue
+        if root.scheme == "file" and not root.parts:
+            log.warning("Ignoring the gallery root %r: it admits every file of the api-server", text)
+            continue
+        if root.through_link:  # checked at every request: a folder swapped for a link is refused
+            log.warning(
+                "Ignoring the gallery root %r: it is, or lies below, a symbolic link (to %r); give the "
+                "folder it resolves to, in no folder that DAG authors can write",
+                text,
+                "/" + "/".join(root.parts),
+            )
+            continue
+        roots.append(root)
     return roots
 
 
@@ -104,6 +120,9 @@ def task_images(returned: Any, manifest: Any, roots: list[Root], log: Any, task:
     locations = [item for item in returned if isinstance(item, str)] if isinstance(returned, list) else []
     if not roots or not locations or any(is_api_link(location) for location in locations):
         return []
+    if len(locations) > MAX_TASK_IMAGES:
+        log.warning("%s: shows its first %d images of %d", task, MAX_TASK_IMAGES, len(locations))
+        locations = locations[:MAX_TASK_IMAGES]
     entries: dict[Any, Any] | None = None
     if isinstance(manifest, str):
         manifest_place = place_in(roots, manifest)
@@ -111,7 +130,12 @@ def task_images(returned: Any, manifest: Any, roots: list[Root], log: Any, task:
             log.warning("%s: its manifest %r is outside every gallery root: not read", task, manifest[:300])
             return []
         listed = read_manifest(manifest_place, log) or []
-        entries = {entry.get("location"): entry for entry in listed if isinstance(entry, dict)}
+        entries = {
+            entry["location"]: entry
+            for entry in listed
+            if isinstance(entry, dict) and isinstance(entry.get("location"), str)
+        }
+    records: dict[str, Any] = {}  # one read per cache record, however many of its images are listed
     images = []
     for index, location in enumerate(locations):
         place = place_in(roots, location)
@@ -123,7 +147,7 @@ def task_images(returned: Any, manifest: Any, roots: list[Root], log: Any, task:
         if entries is not None:
             image = parse_image(entries.get(location))
         else:
-            found = image_in_record(place, log)
+            found = image_in_record(place, log, records)
             image = (
                 None
                 if found is None

@@ -82,6 +82,12 @@ class Root:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def through_link(self) -> bool:
+        """Whether a local root, as written, is or lies below a symbolic link: what it admits then
+        changes with whoever can replace that link."""
+        return self.scheme == "file" and _split(self.text, None)[2] != self.parts
+
     def place(self, location: Any) -> Place | None:
         """Where ``location`` lies below this root, or ``None`` when it is outside (or no location)."""
         if not isinstance(location, str):

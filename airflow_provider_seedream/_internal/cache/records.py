@@ -139,11 +139,20 @@ def cached_image(
     return place, image, record
 
 
-def image_in_record(place: Place, log: Any) -> tuple[dict[str, Any], StoredImage] | None:
-    """The record beside the image at ``place`` and the image's entry in it, or ``None``.
+def image_in_record(
+    place: Place, log: Any, read: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], StoredImage] | None:
+    """The record beside the image at ``place`` and the image's entry in it, or ``None``; ``read``
+    keeps the records read so far, by location, for the next image of the same generation.
 
     :raises SeedreamDownloadError: the store could not be read."""
-    record = read_record(place.sibling(RECORD_NAME), log)
+    record_place = place.sibling(RECORD_NAME)
+    if read is not None and record_place.location in read:
+        record = read[record_place.location]
+    else:
+        record = read_record(record_place, log)
+        if read is not None:
+            read[record_place.location] = record
     if record is None:
         return None
     found = (image for image_place, image in record_images(record, place) if image_place.name == place.name)
