@@ -245,10 +245,10 @@ def checks(deployment: Deployment) -> None:
     check_batch(deployment, S3Store(client, BUCKET, "deploy"))
     if set(hosts := check_run_ceiling(deployment)) != set(WORKERS):  # the ledger in S3, shared by both
         raise Failure(f"the capped run ran on {hosts}, not on both workers")
-    # Two workers on this 2-core machine start at most about 95 tasks a minute: 16 in flight gave
-    # 0.92x of a 90/min limit without one 429, so the machine, not the limit, bound. At 60/min the
-    # limit binds (12 in flight could start twice that) and the figure measures the hook's pacing.
-    load = check_load(deployment, target=0.95, rate_limit=60)
+    # The figure measures the hook's pacing only while the limit binds. Two workers on this 2-core
+    # machine start 95 tasks a minute when it is quiet, but one CI run started only 57 (0.86x of a
+    # 60/min limit, without one 429): at 40/min the limit binds even then.
+    load = check_load(deployment, target=0.95, rate_limit=40)
     if set(load["hosts"]) != set(WORKERS):
         raise Failure(f"the load ran on {load['hosts']}, not on both workers")
     check_killed_generation(deployment)
@@ -260,9 +260,8 @@ def checks(deployment: Deployment) -> None:
         "Airflow 3.3.2 with CeleryExecutor (Redis broker, PostgreSQL result backend) and two workers, "
         f"each with its own hostname and /tmp and {deployment.env['AIRFLOW__CELERY__WORKER_CONCURRENCY']} "
         "slots, beside the scheduler, dag-processor, triggerer and api-server, on this 2-core machine. "
-        "The limit is lower than make test-deploy's 90 per minute: two workers here start at most "
-        "about 95 tasks a minute (16 in flight reached 0.92x of 90 per minute without one 429), and "
-        "the limit must bind.",
+        "The limit is lower than make test-deploy's 90 per minute: two workers here start 95 tasks a "
+        "minute when the machine is quiet and 57 when it is not, and the limit must bind.",
     )
 
 
