@@ -38,15 +38,14 @@ with DAG(
         # A new wording on every run, as an LLM writes it; the key is what it was written from.
         return {"prompt": f"Poster of a kettle, take {dag_run.run_id}", "cache_key": {"product": "kettle"}}
 
-    written()
-
     @task
     def through_the_hook(params=None) -> list[str]:
         from airflow_provider_seedream.hooks.seedream import SeedreamHook
 
         return SeedreamHook().generate("a hook's kettle", cache=params["cache"])
 
-    through_the_hook()
+    # In this order, "written"'s usage shows the run's ledger account with the hook's spend in it.
+    through_the_hook() >> written()
 
 with DAG(
     "seedream_cache_store_fails_test",
